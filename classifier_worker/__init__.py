@@ -1,0 +1,1 @@
+"""Sortline classifier worker: frames in, one sorting decision per frame out."""

@@ -1,0 +1,71 @@
+"""The served model: an ONNX Runtime session plus its manifest, verified before loading."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from sortline.cascade import CascadeDecision, decide
+from sortline.manifest import ModelManifest, load_manifest
+
+log = logging.getLogger(__name__)
+
+#: The model committed in the repository, served when no --model is given.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Raw model outputs for one batch."""
+
+    p_organic: np.ndarray  # [N]
+    material_probs: np.ndarray  # [N, len(MATERIALS)]
+
+
+class CascadeModel:
+    """One loaded model; ``predict`` is safe to call from one thread at a time."""
+
+    def __init__(self, manifest: ModelManifest, session: ort.InferenceSession) -> None:
+        self.manifest = manifest
+        self._session = session
+        self._output_names = [manifest.outputs.p_organic, manifest.outputs.material_probs]
+
+    @classmethod
+    def load(cls, model_dir: Path, *, intra_op_threads: int = 0) -> CascadeModel:
+        """Verify the model directory (sha256) and open it with ONNX Runtime on the CPU."""
+        manifest = load_manifest(model_dir, verify=True)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(
+            str(model_dir / manifest.onnx_file), options, providers=["CPUExecutionProvider"]
+        )
+        log.info("loaded model %s from %s", manifest.version, model_dir)
+        return cls(manifest, session)
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def predict(self, batch: np.ndarray) -> Prediction:
+        p_organic, material_probs = self._session.run(
+            self._output_names, {self.manifest.input.name: batch}
+        )
+        return Prediction(p_organic.reshape(-1), material_probs)
+
+    def decide(self, prediction: Prediction) -> list[CascadeDecision]:
+        thresholds = self.manifest.thresholds
+        return [
+            decide(float(p), probs.tolist(), thresholds)
+            for p, probs in zip(prediction.p_organic, prediction.material_probs, strict=True)
+        ]
+
+    def warm_up(self, batch_sizes: tuple[int, ...] = (1, 8)) -> None:
+        """Run the model once per batch size so the first real frames do not pay for setup."""
+        size = self.manifest.input.size
+        for batch_size in batch_sizes:
+            self.predict(np.zeros((batch_size, 3, size, size), dtype=np.float32))

@@ -1,0 +1,107 @@
+"""The model artifact: an ONNX file plus a JSON manifest; nothing is pickled.
+
+A model directory holds ``manifest.json`` and the ONNX file it names. The manifest says how to
+feed the model (input size, normalisation), how to read it (output names, class order), where
+the cascade's operating point is, and where the model came from (data, command, figures).
+Workers refuse a model whose bytes do not match the manifest's sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sortline.cascade import CascadeThresholds
+from sortline.labels import MATERIALS
+
+MANIFEST_FILE = "manifest.json"
+MANIFEST_SCHEMA_VERSION = 1
+
+
+class InputSpec(BaseModel):
+    """How an image becomes the model's input tensor."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field("image", description="ONNX input name.")
+    size: int = Field(224, ge=32, le=1024, description="Square side in pixels after resizing.")
+    color: Literal["RGB"] = "RGB"
+    layout: Literal["NCHW"] = "NCHW"
+    resize: Literal["squash"] = Field(
+        "squash", description="The whole image is resized to size x size, aspect not kept."
+    )
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+class OutputSpec(BaseModel):
+    """ONNX output names: p_organic is [N], material_probs is [N, len(materials)]."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    p_organic: str = "p_organic"
+    material_probs: str = "material_probs"
+
+
+class TrainingRecord(BaseModel):
+    """Where a model came from, so it can be reproduced."""
+
+    model_config = ConfigDict(extra="allow")
+
+    data: list[str] = Field(default_factory=list, description="Data folders, as given.")
+    command: str = Field("", description="The command line that trained the model.")
+    counts: dict[str, int] = Field(default_factory=dict, description="Training images per label.")
+    seed: int | None = None
+    duration_s: float | None = None
+
+
+class ModelManifest(BaseModel):
+    """manifest.json of a model directory."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = MANIFEST_SCHEMA_VERSION
+    version: str = Field(min_length=1, max_length=128)
+    created_at: str
+    architecture: str
+    onnx_file: str = "model.onnx"
+    onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    input: InputSpec = InputSpec()
+    outputs: OutputSpec = OutputSpec()
+    materials: tuple[str, ...] = MATERIALS
+    thresholds: CascadeThresholds = CascadeThresholds()
+    training: TrainingRecord = TrainingRecord()
+    validation: dict[str, Any] = Field(default_factory=dict, description="Figures on validation.")
+
+
+class ModelIntegrityError(Exception):
+    """The model directory is incomplete or its ONNX file does not match the manifest."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_manifest(model_dir: Path, *, verify: bool = True) -> ModelManifest:
+    """Read a model directory's manifest, checking the ONNX file's sha256 unless told not to."""
+    manifest_path = model_dir / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise ModelIntegrityError(f"{model_dir} has no {MANIFEST_FILE}; is it a model directory?")
+    manifest = ModelManifest.model_validate_json(manifest_path.read_bytes())
+    if manifest.materials != MATERIALS:
+        raise ModelIntegrityError(f"model classes {manifest.materials} differ from contract {MATERIALS}")
+    onnx_path = model_dir / manifest.onnx_file
+    if not onnx_path.is_file():
+        raise ModelIntegrityError(f"{onnx_path} is missing")
+    if verify and (actual := sha256_of(onnx_path)) != manifest.onnx_sha256:
+        raise ModelIntegrityError(
+            f"{onnx_path} has sha256 {actual}, manifest says {manifest.onnx_sha256}; refusing to load"
+        )
+    return manifest

@@ -1,0 +1,165 @@
+"""Message schema v1: frame headers on ``sortline.frames`` and decision bodies on ``sortline.decisions``.
+
+Frames carry the image as the body and their metadata as AMQP headers, so a broker-side tool can
+route or inspect them without decoding the image. AMQP tables (as pika encodes them) carry no
+floats, so ``captured_at_ns`` is an integer and ``belt_x`` travels as a decimal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sortline.labels import BINS, MATERIALS
+
+SCHEMA_VERSION = 1
+
+#: Identifiers appear in routing keys and metric labels, so they are short and dot-free.
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+#: Content types a worker accepts as frame bodies.
+IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png")
+
+#: Header names on a dead letter, set by the worker that rejected the frame.
+DEAD_LETTER_REASON_HEADER = "x-sortline-reason"
+DEAD_LETTER_DETAIL_HEADER = "x-sortline-detail"
+
+
+class DeadLetterReason(StrEnum):
+    """Why a frame could not be decided; the value is the header and the metric label."""
+
+    MISSING_HEADERS = "missing-headers"
+    INVALID_HEADERS = "invalid-headers"
+    UNSUPPORTED_CONTENT_TYPE = "unsupported-content-type"
+    EMPTY_BODY = "empty-body"
+    OVERSIZED_BODY = "oversized-body"
+    UNDECODABLE_IMAGE = "undecodable-image"
+    IMAGE_TOO_LARGE = "image-too-large"
+    EXPIRED = "expired"
+    POISON = "poison"
+
+
+class InvalidFrame(Exception):
+    """A frame that can never be decided; it becomes a dead letter with this reason."""
+
+    def __init__(self, reason: DeadLetterReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class FrameHeaders(BaseModel):
+    """AMQP headers of one frame (DESIGN.md, message contract v1)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    line_id: Identifier
+    camera_id: Identifier
+    seq: int = Field(ge=0, description="Per-camera sequence number, from 0.")
+    captured_at_ns: int = Field(gt=0, description="Capture time, integer nanoseconds since the epoch.")
+    source: str | None = Field(None, max_length=1024, description="Replayed file, relative path.")
+    item_id: Identifier | None = None
+    bbox: tuple[int, int, int, int] | None = Field(None, description="x, y, width, height in pixels.")
+    belt_x: float | None = Field(None, ge=0.0, le=1.0, description="Lateral belt position, 0..1.")
+
+    @field_validator("captured_at_ns", "seq", mode="before")
+    @classmethod
+    def _integers_only(cls, value: Any) -> Any:
+        # bool is an int subclass and strings coerce silently; a typed header must stay typed.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be an integer, got {type(value).__name__}")
+        return value
+
+    def to_amqp(self) -> dict[str, Any]:
+        """Headers table for pika (floats become decimals, absent fields are left out)."""
+        table = self.model_dump(exclude_none=True)
+        if self.bbox is not None:
+            table["bbox"] = list(self.bbox)
+        if self.belt_x is not None:
+            table["belt_x"] = Decimal(f"{self.belt_x:.6f}")
+        return table
+
+    @classmethod
+    def from_amqp(cls, headers: Mapping[str, Any] | None) -> FrameHeaders:
+        """Parse and validate a frame's headers, raising :class:`InvalidFrame` with a reason."""
+        if not headers:
+            raise InvalidFrame(DeadLetterReason.MISSING_HEADERS, "frame has no headers")
+        missing = [name for name in ("line_id", "camera_id", "seq", "captured_at_ns") if name not in headers]
+        if missing:
+            raise InvalidFrame(DeadLetterReason.MISSING_HEADERS, f"missing {', '.join(missing)}")
+        values = {key: _from_amqp_value(value) for key, value in headers.items()}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            raise InvalidFrame(DeadLetterReason.INVALID_HEADERS, _summarise(error)) from None
+
+
+def _from_amqp_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _summarise(error: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()[:3]]
+    return "; ".join(parts)
+
+
+def ns_to_iso(epoch_ns: int) -> str:
+    """Epoch nanoseconds as an ISO 8601 UTC timestamp with microseconds."""
+    return datetime.fromtimestamp(epoch_ns / 1e9, tz=UTC).isoformat(timespec="microseconds")
+
+
+class DecisionMessage(BaseModel):
+    """Body of one message on ``sortline.decisions`` (JSON)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    frame_id: str = Field(min_length=1, max_length=128)
+    line_id: Identifier
+    camera_id: Identifier
+    seq: int = Field(ge=0)
+    source: str | None = None
+    item_id: str | None = None
+    bin: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    p_organic: float = Field(ge=0.0, le=1.0)
+    material: str | None = Field(None, description="Stage-2 answer; None when stage 1 said organic.")
+    material_probs: dict[str, float]
+    residual_reason: str | None = None
+    model_version: str
+    captured_at: str = Field(description="ISO 8601 UTC capture time.")
+    captured_at_ns: int = Field(gt=0)
+    decided_at: str = Field(description="ISO 8601 UTC decision time.")
+    latency_ms: float = Field(description="Capture to decision, milliseconds.")
+    redelivered: bool = Field(False, description="The frame was delivered before (possible duplicate).")
+
+    @field_validator("bin")
+    @classmethod
+    def _known_bin(cls, value: str) -> str:
+        if value not in BINS:
+            raise ValueError(f"unknown bin {value!r}")
+        return value
+
+    @field_validator("material_probs")
+    @classmethod
+    def _all_materials(cls, value: dict[str, float]) -> dict[str, float]:
+        if set(value) != set(MATERIALS):
+            raise ValueError(f"material_probs must name exactly {', '.join(MATERIALS)}")
+        return value
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, body: bytes | str) -> DecisionMessage:
+        return cls.model_validate(json.loads(body))

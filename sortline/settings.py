@@ -1,0 +1,77 @@
+"""Settings shared by every process: broker URL, metrics port, logging; and the CLI loader.
+
+Each process has a pydantic-settings model (env prefix ``SORTLINE_``) whose fields double as
+its command-line flags, so ``--help`` shows each field's description and bounds.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class SortlineSettings(BaseSettings):
+    """Fields every process has."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SORTLINE_",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_hide_none_type=True,
+        extra="ignore",
+    )
+
+    amqp_url: SecretStr = Field(
+        SecretStr(DEFAULT_AMQP_URL),
+        validation_alias=AliasChoices("amqp_url", "SORTLINE_AMQP_URL", "AMQP_URL"),
+        description="RabbitMQ URL, amqp:// or amqps:// (env SORTLINE_AMQP_URL or AMQP_URL). "
+        "Never logged with its password.",
+    )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 disables it."
+    )
+    log_level: str = Field(
+        "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Logging level."
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced, safe for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def parse_cli(settings_class: type[S], argv: Sequence[str] | None, prog: str) -> S:
+    """Build settings from defaults, environment and flags; a bad value exits 2 with a clear message."""
+    try:
+        return settings_class(
+            _cli_parse_args=list(sys.argv[1:] if argv is None else argv),
+            _cli_prog_name=prog,
+        )
+    except ValidationError as error:
+        for problem in error.errors():
+            field = "--" + "-".join(str(p) for p in problem["loc"]).replace("_", "-")
+            print(f"{prog}: {field}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("pika").setLevel(logging.WARNING)

@@ -1,0 +1,66 @@
+"""Exchange, queue and routing-key names of contract v1, and the idempotent declarations.
+
+Every component declares what it uses at start and after every reconnect; declaring the same
+thing twice is harmless as long as every declarer uses the same arguments, which is why the
+arguments live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:  # pika is only needed by the processes that talk to the broker
+    from pika.adapters.blocking_connection import BlockingChannel
+
+FRAMES_EXCHANGE: Final = "sortline.frames"
+DECISIONS_EXCHANGE: Final = "sortline.decisions"
+DEAD_LETTER_EXCHANGE: Final = "sortline.dead-letters"
+DEAD_LETTER_QUEUE: Final = "sortline.dead-letters"
+MODEL_EVENTS_EXCHANGE: Final = "sortline.models"
+
+#: A frame that crashed decoding or inference this many times is dead-lettered by the broker.
+FRAME_DELIVERY_LIMIT: Final = 5
+
+
+def frames_routing_key(line_id: str, camera_id: str) -> str:
+    return f"frames.{line_id}.{camera_id}"
+
+
+def decisions_routing_key(line_id: str, bin_name: str) -> str:
+    return f"decisions.{line_id}.{bin_name}"
+
+
+def frames_queue(line_id: str) -> str:
+    """The work queue of one sorting line; its workers compete for its frames."""
+    return f"sortline.frames.{line_id}"
+
+
+def frames_queue_arguments() -> dict[str, Any]:
+    """Quorum queue (replicated, delivery limit) that dead-letters to the contract's DLX."""
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-delivery-limit": FRAME_DELIVERY_LIMIT,
+    }
+
+
+def declare_exchanges(channel: BlockingChannel) -> None:
+    """The three exchanges and the dead-letter queue (bound to every dead letter)."""
+    for name in (FRAMES_EXCHANGE, DECISIONS_EXCHANGE, DEAD_LETTER_EXCHANGE):
+        channel.exchange_declare(exchange=name, exchange_type="topic", durable=True)
+    channel.exchange_declare(exchange=MODEL_EVENTS_EXCHANGE, exchange_type="fanout", durable=True)
+    channel.queue_declare(
+        queue=DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    channel.queue_bind(queue=DEAD_LETTER_QUEUE, exchange=DEAD_LETTER_EXCHANGE, routing_key="#")
+
+
+def declare_line(channel: BlockingChannel, line_id: str) -> str:
+    """Everything one line needs; returns the name of its frames queue."""
+    declare_exchanges(channel)
+    queue = frames_queue(line_id)
+    channel.queue_declare(queue=queue, durable=True, arguments=frames_queue_arguments())
+    channel.queue_bind(
+        queue=queue, exchange=FRAMES_EXCHANGE, routing_key=frames_routing_key(line_id, "*")
+    )
+    return queue
