@@ -46,8 +46,11 @@ def image_dimensions(body: bytes) -> tuple[int, int] | None:
 
 def _reduced_read_flag(width: int, height: int, target: int) -> int:
     """The coarsest OpenCV reduced-decode flag that still leaves the short side >= target."""
-    for factor, flag in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
-                         (2, cv2.IMREAD_REDUCED_COLOR_2)):
+    for factor, flag in (
+        (8, cv2.IMREAD_REDUCED_COLOR_8),
+        (4, cv2.IMREAD_REDUCED_COLOR_4),
+        (2, cv2.IMREAD_REDUCED_COLOR_2),
+    ):
         if min(width, height) // factor >= target:
             return flag
     return cv2.IMREAD_COLOR
@@ -69,9 +72,7 @@ def decode_frame(body: bytes, *, target_size: int, max_pixels: int) -> np.ndarra
     if width == 0 or height == 0:
         raise InvalidFrame(DeadLetterReason.UNDECODABLE_IMAGE, f"header says {width}x{height}")
     if width * height > max_pixels:
-        raise InvalidFrame(
-            DeadLetterReason.IMAGE_TOO_LARGE, f"{width}x{height} exceeds {max_pixels} pixels"
-        )
+        raise InvalidFrame(DeadLetterReason.IMAGE_TOO_LARGE, f"{width}x{height} exceeds {max_pixels} pixels")
     flag = _reduced_read_flag(width, height, target_size) if body[:2] == b"\xff\xd8" else cv2.IMREAD_COLOR
     image = cv2.imdecode(np.frombuffer(body, dtype=np.uint8), flag)
     if image is None or image.size == 0:

@@ -52,9 +52,7 @@ class CascadeModel:
         return self.manifest.version
 
     def predict(self, batch: np.ndarray) -> Prediction:
-        p_organic, material_probs = self._session.run(
-            self._output_names, {self.manifest.input.name: batch}
-        )
+        p_organic, material_probs = self._session.run(self._output_names, {self.manifest.input.name: batch})
         return Prediction(p_organic.reshape(-1), material_probs)
 
     def decide(self, prediction: Prediction) -> list[CascadeDecision]:

@@ -40,9 +40,7 @@ class SortlineSettings(BaseSettings):
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 disables it."
     )
-    log_level: str = Field(
-        "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Logging level."
-    )
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Logging level.")
 
 
 def redact_url(url: str) -> str:

@@ -49,9 +49,7 @@ def declare_exchanges(channel: BlockingChannel) -> None:
     for name in (FRAMES_EXCHANGE, DECISIONS_EXCHANGE, DEAD_LETTER_EXCHANGE):
         channel.exchange_declare(exchange=name, exchange_type="topic", durable=True)
     channel.exchange_declare(exchange=MODEL_EVENTS_EXCHANGE, exchange_type="fanout", durable=True)
-    channel.queue_declare(
-        queue=DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
-    )
+    channel.queue_declare(queue=DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
     channel.queue_bind(queue=DEAD_LETTER_QUEUE, exchange=DEAD_LETTER_EXCHANGE, routing_key="#")
 
 
@@ -60,7 +58,5 @@ def declare_line(channel: BlockingChannel, line_id: str) -> str:
     declare_exchanges(channel)
     queue = frames_queue(line_id)
     channel.queue_declare(queue=queue, durable=True, arguments=frames_queue_arguments())
-    channel.queue_bind(
-        queue=queue, exchange=FRAMES_EXCHANGE, routing_key=frames_routing_key(line_id, "*")
-    )
+    channel.queue_bind(queue=queue, exchange=FRAMES_EXCHANGE, routing_key=frames_routing_key(line_id, "*"))
     return queue

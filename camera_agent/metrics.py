@@ -1,0 +1,43 @@
+"""Prometheus metrics of the camera agent (names from DESIGN.md; dashboards rely on them)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class AgentMetrics:
+    """All agent metrics on one registry, so tests can use a private registry per agent."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.published = Counter(
+            "sortline_frames_published_total",
+            "Frames confirmed by the broker.",
+            ["line", "camera"],
+            registry=registry,
+        )
+        self.dropped = Counter(
+            "sortline_frames_dropped_total",
+            "Frames captured but never published, by reason.",
+            ["line", "camera", "reason"],
+            registry=registry,
+        )
+        self.captured = Counter(
+            "sortline_frames_captured_total",
+            "Frames read from the source.",
+            ["line", "camera"],
+            registry=registry,
+        )
+        self.unconfirmed = Gauge(
+            "sortline_agent_unconfirmed_frames",
+            "Frames published but not yet confirmed by the broker.",
+            ["line", "camera"],
+            registry=registry,
+        )
+        self.encode_seconds = Histogram(
+            "sortline_agent_encode_seconds",
+            "Time to encode one frame.",
+            ["line", "camera"],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
+            registry=registry,
+        )

@@ -1,0 +1,62 @@
+"""Prometheus metrics of the classifier worker (names from DESIGN.md; dashboards rely on them)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+#: Capture-to-decision latency: the ejector window is ~35 ms, so resolve 5-100 ms finely.
+LATENCY_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64)
+STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
+
+
+class WorkerMetrics:
+    """All worker metrics on one registry, so tests can use a private registry per worker."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.decisions = Counter(
+            "sortline_decisions_total", "Sorting decisions published.", ["line", "bin"], registry=registry
+        )
+        self.dead_letters = Counter(
+            "sortline_dead_letters_total", "Frames dead-lettered, by reason.", ["reason"], registry=registry
+        )
+        self.decision_latency = Histogram(
+            "sortline_decision_latency_seconds",
+            "Capture to decision published, seconds.",
+            ["line"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "sortline_inference_batch_size",
+            "Frames per inference batch.",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.stage_seconds = Histogram(
+            "sortline_worker_stage_seconds",
+            "Time per batch spent in each stage (decode, inference, publish).",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=registry,
+        )
+        self.model_info = Gauge(
+            "sortline_model_info", "The model being served (value 1).", ["version"], registry=registry
+        )
+        self.frames_received = Counter(
+            "sortline_worker_frames_received_total",
+            "Frames taken from the queue.",
+            ["line"],
+            registry=registry,
+        )
+        self.redelivered = Counter(
+            "sortline_worker_redelivered_total",
+            "Frames received that the broker had delivered before.",
+            ["line"],
+            registry=registry,
+        )
+
+    def set_model(self, version: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(version=version).set(1)
