@@ -1,0 +1,1 @@
+"""Developer tooling: finding or starting a RabbitMQ for the demo and the tests, and the demo itself."""

@@ -1,0 +1,94 @@
+"""Publishing frames with publisher confirms, surviving broker restarts.
+
+A frame counts as published only once the broker confirms it. Until then the agent holds it, and
+after a lost connection it reconnects (backoff with jitter), declares its topology again and
+publishes the same frame again, so a broker restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+
+import pika
+from pika.exceptions import (
+    AMQPChannelError,
+    AMQPConnectionError,
+    NackError,
+    ProbableAccessDeniedError,
+    ProbableAuthenticationError,
+    UnroutableError,
+)
+
+from sortline.backoff import backoff_delays
+from sortline.settings import redact_url
+from sortline.topology import FRAMES_EXCHANGE, declare_line
+
+log = logging.getLogger(__name__)
+
+
+class BrokerConfigError(Exception):
+    """The broker refused our credentials or permissions: retrying will not help."""
+
+
+class FramePublisher:
+    """Blocking, confirmed publisher to ``sortline.frames``; one per agent thread."""
+
+    def __init__(self, url: str, line_id: str, stop: threading.Event, max_retry_seconds: float) -> None:
+        self._url = url
+        self._line_id = line_id
+        self._stop = stop
+        self._max_retry = max_retry_seconds
+        self._connection: pika.BlockingConnection | None = None
+        self._channel = None
+
+    def connect(self) -> None:
+        """Connect, enable confirms and declare the line, retrying until the broker answers."""
+        for delay in backoff_delays(cap=self._max_retry):
+            try:
+                self._open()
+                return
+            except (ProbableAuthenticationError, ProbableAccessDeniedError) as error:
+                raise BrokerConfigError(f"broker at {redact_url(self._url)} refused us: {error!r}") from None
+            except AMQPConnectionError as error:
+                log.warning(
+                    "broker at %s unreachable (%r); retrying in %.1fs", redact_url(self._url), error, delay
+                )
+            if self._stop.wait(delay):
+                raise InterruptedError("stopped while waiting for the broker")
+
+    def _open(self) -> None:
+        self.close()
+        parameters = pika.URLParameters(self._url)
+        self._connection = pika.BlockingConnection(parameters)
+        self._channel = self._connection.channel()
+        self._channel.confirm_delivery()
+        declare_line(self._channel, self._line_id)
+        log.info("connected to %s; publishing to line %s", redact_url(self._url), self._line_id)
+
+    def publish(self, routing_key: str, body: bytes, properties: pika.BasicProperties) -> None:
+        """Return once the broker has confirmed the frame; reconnect and re-send as often as needed."""
+        while True:
+            if self._channel is None:
+                self.connect()
+            try:
+                self._channel.basic_publish(FRAMES_EXCHANGE, routing_key, body, properties, mandatory=True)
+                return
+            except NackError:
+                log.warning("broker nacked a frame; publishing it again")
+            except UnroutableError:
+                # Someone deleted the line's queue; declaring it again restores the route.
+                log.warning("frame was unroutable; declaring the line again")
+                self._channel = None
+            except (AMQPConnectionError, AMQPChannelError) as error:
+                log.warning("lost the broker (%r); reconnecting to re-send the frame", error)
+                self._channel = None
+            if self._stop.is_set():
+                raise InterruptedError("stopped with an unconfirmed frame")
+
+    def close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(AMQPConnectionError):
+                connection.close()

@@ -1,0 +1,39 @@
+"""Camera agent configuration: flags override SORTLINE_* environment variables override defaults."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from sortline.messages import Identifier
+from sortline.settings import SortlineSettings
+
+
+class AgentSettings(SortlineSettings):
+    """camera-agent: capture frames from a camera, video, stream or image folder and publish them."""
+
+    source: str = Field(
+        min_length=1,
+        description="Camera index (0), video file, rtsp:// or http(s):// stream, or a folder of images "
+        "(replayed recursively in sorted order).",
+    )
+    line_id: Identifier = Field("line-1", description="Sorting line this camera watches.")
+    camera_id: Identifier = Field("cam-1", description="This camera's id, unique within its line.")
+    fps: float = Field(
+        10.0,
+        ge=0.0,
+        le=1000.0,
+        description="Frames per second to publish; 0 = as fast as the broker takes them.",
+    )
+    loop: bool = Field(False, description="Replay a file or folder forever instead of exiting at its end.")
+    jpeg_quality: int = Field(90, ge=30, le=100, description="JPEG quality of published frames.")
+    deadline_ms: int = Field(
+        0,
+        ge=0,
+        le=3_600_000,
+        description="A frame not decided within this many ms after capture is worthless: it expires in "
+        "the queue and workers refuse it. 0 = no deadline.",
+    )
+    metrics_port: int = Field(9101, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
+    max_retry_seconds: float = Field(
+        30.0, gt=0.0, le=3600.0, description="Longest wait between reconnect attempts to the broker."
+    )

@@ -1,0 +1,51 @@
+"""``classifier-worker``: entry point; exit codes 0 (stopped cleanly), 2 (bad flags or model)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from classifier_worker.consumer import FrameConsumer
+from classifier_worker.metrics import WorkerMetrics
+from classifier_worker.model import DEFAULT_MODEL_DIR, CascadeModel
+from classifier_worker.processor import BatchProcessor
+from classifier_worker.settings import WorkerSettings
+from sortline.manifest import ModelIntegrityError
+from sortline.settings import configure_logging, parse_cli
+
+log = logging.getLogger("classifier_worker")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_cli(WorkerSettings, argv, prog="classifier-worker")
+    configure_logging(settings.log_level)
+    model_dir = settings.model or DEFAULT_MODEL_DIR
+    try:
+        model = CascadeModel.load(model_dir, intra_op_threads=settings.inference_threads)
+    except (ModelIntegrityError, ValueError, OSError) as error:
+        print(f"classifier-worker: cannot load model from {model_dir}: {error}", file=sys.stderr)
+        return 2
+    model.warm_up((1, settings.max_batch))
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    metrics.set_model(model.version)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, registry=registry)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as executor:
+        processor = BatchProcessor(model, settings, metrics, executor)
+        FrameConsumer(settings, processor, metrics, stop).run()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

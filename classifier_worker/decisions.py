@@ -1,0 +1,42 @@
+"""From a frame and the cascade's answer to the decision message other tools consume."""
+
+from __future__ import annotations
+
+import time
+
+from classifier_worker.frames import Frame
+from sortline.cascade import CascadeDecision
+from sortline.labels import MATERIALS
+from sortline.messages import DecisionMessage, ns_to_iso
+
+
+def build_decision(
+    frame: Frame,
+    decision: CascadeDecision,
+    p_organic: float,
+    material_probs: list[float],
+    model_version: str,
+    decided_at_ns: int | None = None,
+) -> DecisionMessage:
+    decided_at_ns = decided_at_ns or time.time_ns()
+    headers = frame.headers
+    return DecisionMessage(
+        frame_id=frame.frame_id,
+        line_id=headers.line_id,
+        camera_id=headers.camera_id,
+        seq=headers.seq,
+        source=headers.source,
+        item_id=headers.item_id,
+        bin=decision.bin,
+        confidence=round(decision.confidence, 6),
+        p_organic=round(min(max(p_organic, 0.0), 1.0), 6),
+        material=decision.material,
+        material_probs={name: round(p, 6) for name, p in zip(MATERIALS, material_probs, strict=True)},
+        residual_reason=decision.residual_reason.value if decision.residual_reason else None,
+        model_version=model_version,
+        captured_at=ns_to_iso(headers.captured_at_ns),
+        captured_at_ns=headers.captured_at_ns,
+        decided_at=ns_to_iso(decided_at_ns),
+        latency_ms=round((decided_at_ns - headers.captured_at_ns) / 1e6, 3),
+        redelivered=frame.delivery.redelivered,
+    )

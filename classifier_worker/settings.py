@@ -1,0 +1,48 @@
+"""Classifier worker configuration: flags override SORTLINE_* environment variables override defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from sortline.messages import Identifier
+from sortline.settings import SortlineSettings
+
+
+class WorkerSettings(SortlineSettings):
+    """classifier-worker: consume a line's frames in micro-batches and publish one decision per frame."""
+
+    model: Path | None = Field(
+        None, description="Model directory (manifest.json + ONNX). Default: the model committed in the repo."
+    )
+    line_id: Identifier = Field("line-1", description="Sorting line whose frames queue this worker serves.")
+    max_batch: int = Field(16, ge=1, le=256, description="A batch closes when it holds this many frames ...")
+    max_delay_ms: float = Field(
+        5.0, ge=0.0, le=1000.0, description="... or this long after its first frame arrived, whichever first."
+    )
+    prefetch: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="Frames the broker may hand over before they are acked (keeps the model fed).",
+    )
+    decode_threads: int = Field(
+        2, ge=1, le=64, description="Threads decoding JPEGs (OpenCV releases the GIL)."
+    )
+    inference_threads: int = Field(
+        0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0 = one per core."
+    )
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="Larger frames are dead-lettered unread."
+    )
+    max_pixels: int = Field(
+        40_000_000,
+        ge=1024,
+        le=1_000_000_000,
+        description="Frames whose header claims more pixels are refused.",
+    )
+    metrics_port: int = Field(9102, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
+    max_retry_seconds: float = Field(
+        30.0, gt=0.0, le=3600.0, description="Longest wait between reconnect attempts to the broker."
+    )

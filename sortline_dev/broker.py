@@ -1,0 +1,78 @@
+"""A RabbitMQ for the demo and the tests: AMQP_URL if it answers, else a testcontainer, else advice.
+
+Production never uses this module; it exists so that ``make demo`` and ``make test`` work on a
+fresh machine that has either a broker or a Docker engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pika
+from pika.exceptions import AMQPError
+
+from sortline.settings import DEFAULT_AMQP_URL, redact_url
+
+log = logging.getLogger(__name__)
+
+RABBITMQ_IMAGE = "rabbitmq:4-management"
+
+HOW_TO_GET_A_BROKER = """\
+No RabbitMQ answered at {url} and no Docker engine is available to start one.
+Get a broker in one of these ways, then run the command again:
+  - Debian/Ubuntu:  sudo apt-get install rabbitmq-server && sudo rabbitmq-server -detached
+  - Docker:         docker run -d -p 5672:5672 -p 15672:15672 {image}
+  - elsewhere:      export AMQP_URL=amqp://USER:PASSWORD@HOST:5672/VHOST"""
+
+
+class BrokerUnavailable(RuntimeError):
+    """Neither AMQP_URL nor Docker gave us a broker; the message says how to get one."""
+
+
+def configured_amqp_url() -> str:
+    return os.environ.get("AMQP_URL") or os.environ.get("SORTLINE_AMQP_URL") or DEFAULT_AMQP_URL
+
+
+def broker_answers(url: str, timeout: float = 3.0) -> bool:
+    parameters = pika.URLParameters(url)
+    parameters.socket_timeout = timeout
+    parameters.connection_attempts = 1
+    try:
+        pika.BlockingConnection(parameters).close()
+        return True
+    except (AMQPError, OSError) as error:
+        log.debug("no broker at %s: %r", redact_url(url), error)
+        return False
+
+
+def docker_available() -> bool:
+    try:
+        import docker  # only needed where Docker might be
+    except ImportError:
+        return False
+    try:
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:  # any failure means "no usable engine"
+        return False
+
+
+@contextmanager
+def provide_broker() -> Iterator[str]:
+    """Yield the URL of a reachable RabbitMQ for as long as the block runs."""
+    url = configured_amqp_url()
+    if broker_answers(url):
+        yield url
+        return
+    if not docker_available():
+        raise BrokerUnavailable(HOW_TO_GET_A_BROKER.format(url=redact_url(url), image=RABBITMQ_IMAGE))
+    from testcontainers.rabbitmq import RabbitMqContainer  # dev extra only
+
+    log.info("no broker at %s; starting %s with testcontainers", redact_url(url), RABBITMQ_IMAGE)
+    with RabbitMqContainer(RABBITMQ_IMAGE) as container:
+        host = container.get_container_host_ip()
+        port = container.get_exposed_port(5672)
+        yield f"amqp://guest:guest@{host}:{port}/%2F"

@@ -1,0 +1,90 @@
+"""Frame decoding: headers read before pixels, reduced decoding, and clear reasons for bad bytes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from classifier_worker.imaging import decode_frame, image_dimensions, resize_for_model, to_model_input
+from sortline.manifest import InputSpec
+from sortline.messages import DeadLetterReason, InvalidFrame
+
+
+def encoded(width: int, height: int, ext: str = ".jpg") -> bytes:
+    image = np.zeros((height, width, 3), dtype=np.uint8)
+    cv2.rectangle(image, (width // 4, height // 4), (width // 2, height // 2), (0, 200, 50), -1)
+    ok, buffer = cv2.imencode(ext, image)
+    assert ok
+    return buffer.tobytes()
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_dimensions_come_from_the_header(ext: str) -> None:
+    assert image_dimensions(encoded(640, 480, ext)) == (640, 480)
+
+
+def claim_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """Rewrite the SOF marker so the header claims another size (a decompression-bomb header)."""
+    sof = jpeg.index(b"\xff\xc0")
+    return jpeg[: sof + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + jpeg[sof + 9 :]
+
+
+def test_a_header_claiming_60000_squared_pixels_is_refused_before_decoding() -> None:
+    bomb = claim_size(encoded(64, 64), 60000, 60000)
+    with pytest.raises(InvalidFrame) as caught:
+        decode_frame(bomb, target_size=224, max_pixels=40_000_000)
+    assert caught.value.reason is DeadLetterReason.IMAGE_TOO_LARGE
+
+
+def test_large_frames_are_decoded_at_reduced_scale_but_never_below_the_model_size() -> None:
+    image = decode_frame(encoded(2048, 1536), target_size=224, max_pixels=40_000_000)
+    assert image.shape == (1536 // 4, 2048 // 4, 3)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", DeadLetterReason.EMPTY_BODY),
+        (b"not an image at all", DeadLetterReason.UNDECODABLE_IMAGE),
+        (encoded(320, 240)[:200], DeadLetterReason.UNDECODABLE_IMAGE),
+    ],
+)
+def test_bad_bytes_name_their_reason(body: bytes, reason: DeadLetterReason) -> None:
+    with pytest.raises(InvalidFrame) as caught:
+        decode_frame(body, target_size=224, max_pixels=40_000_000)
+    assert caught.value.reason is reason
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=4096))
+def test_random_bytes_never_escape_as_anything_but_invalid_frame(body: bytes) -> None:
+    try:
+        image = decode_frame(body, target_size=32, max_pixels=1_000_000)
+    except InvalidFrame:
+        return
+    assert image.ndim == 3 and image.shape[2] == 3
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=0, max_value=4000), st.binary(min_size=1, max_size=64))
+def test_corrupted_jpegs_decode_or_fail_cleanly(cut: int, garbage: bytes) -> None:
+    jpeg = encoded(320, 240)
+    body = jpeg[: cut % len(jpeg)] + garbage
+    try:
+        decode_frame(body, target_size=32, max_pixels=1_000_000)
+    except InvalidFrame as error:
+        assert error.reason in (DeadLetterReason.UNDECODABLE_IMAGE, DeadLetterReason.EMPTY_BODY,
+                                DeadLetterReason.IMAGE_TOO_LARGE)  # fmt: skip
+
+
+def test_model_input_is_normalised_rgb_nchw() -> None:
+    spec = InputSpec(size=32)
+    bgr = np.zeros((10, 20, 3), dtype=np.uint8)
+    bgr[..., 2] = 255  # pure red in OpenCV's BGR order
+    batch = to_model_input([resize_for_model(bgr, spec)], spec)
+    assert batch.shape == (1, 3, 32, 32) and batch.dtype == np.float32
+    assert batch[0, 0].mean() == pytest.approx((1.0 - spec.mean[0]) / spec.std[0], rel=1e-5)
+    assert batch[0, 1].mean() == pytest.approx((0.0 - spec.mean[1]) / spec.std[1], rel=1e-5)

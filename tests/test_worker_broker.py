@@ -1,0 +1,87 @@
+"""The worker on the real RabbitMQ: bad frames become dead letters with reasons, the rest are decided."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from sortline.messages import DEAD_LETTER_REASON_HEADER, DecisionMessage
+from tests.broker_tools import dead_letter_tap, decisions_tap, frame_headers, publish_raw, running_worker
+
+pytestmark = pytest.mark.broker
+
+
+def jpeg(color: tuple[int, int, int]) -> bytes:
+    image = np.full((96, 128, 3), color, dtype=np.uint8)
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+def test_bad_frames_are_dead_lettered_with_reasons_and_valid_neighbours_decided(
+    amqp_url, line_id, tiny_model_dir
+):
+    valid = [
+        (jpeg((0, 200, 0)), frame_headers(line_id, i, source=f"ok/{i}.jpg"), "image/jpeg") for i in range(6)
+    ]
+    corrupt = (jpeg((0, 0, 0))[:150], frame_headers(line_id, 100, source="bad/corrupt.jpg"), "image/jpeg")
+    headerless = (jpeg((0, 0, 0)), None, "image/jpeg")
+    wrong_type = (b"{}", frame_headers(line_id, 101), "application/json")
+    messages = [*valid[:3], corrupt, headerless, wrong_type, *valid[3:]]
+    with decisions_tap(amqp_url, line_id) as decisions, dead_letter_tap(amqp_url, line_id) as dead:
+        publish_raw(amqp_url, line_id, messages)
+        with running_worker(amqp_url, line_id, tiny_model_dir, max_batch=4) as worker:
+            decided = decisions.collect(6, timeout=20)
+            dead_letters = dead.collect(3, timeout=10)
+            decisions.settle()
+        reasons = sorted(m.properties.headers[DEAD_LETTER_REASON_HEADER] for m in dead_letters)
+        assert reasons == ["missing-headers", "undecodable-image", "unsupported-content-type"]
+        assert sorted(DecisionMessage.from_json(m.body).source for m in decided) == sorted(
+            f"ok/{i}.jpg" for i in range(6)
+        )
+        assert all(m.routing_key == f"decisions.{line_id}.organic" for m in decided)  # green -> organic
+        scraped = {s.name: s.value for metric in worker.registry.collect() for s in metric.samples}
+        assert scraped["sortline_decisions_total"] == 6
+
+
+def test_dead_letter_keeps_the_frame_so_it_can_be_replayed(amqp_url, line_id, tiny_model_dir):
+    body = jpeg((1, 2, 3))[:100]
+    with dead_letter_tap(amqp_url, line_id) as dead:
+        publish_raw(amqp_url, line_id, [(body, frame_headers(line_id, 7, source="x.jpg"), "image/jpeg")])
+        with running_worker(amqp_url, line_id, tiny_model_dir):
+            (letter,) = dead.collect(1, timeout=10)
+    assert letter.body == body
+    assert letter.properties.headers["source"] == "x.jpg" and letter.properties.headers["seq"] == 7
+    assert "x-sortline-detail" in letter.properties.headers
+
+
+def test_sigterm_finishes_in_flight_frames_and_exits_zero(amqp_url, line_id, tiny_model_dir):
+    messages = [(jpeg((0, 0, 200)), frame_headers(line_id, i), "image/jpeg") for i in range(40)]
+    with decisions_tap(amqp_url, line_id) as decisions:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "classifier_worker.cli", "--model", str(tiny_model_dir),
+             "--line-id", line_id, "--metrics-port", "0", "--max-batch", "8"],
+            env={**os.environ, "AMQP_URL": amqp_url}, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            decisions.collect(1, timeout=5)  # let it start; nothing is queued yet
+            publish_raw(amqp_url, line_id, messages)
+            decisions.collect(1, timeout=20)
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=20) == 0, worker.stderr.read()
+        finally:
+            worker.kill()
+        time.sleep(0.5)
+        decided_now = len(decisions.settle())
+    # Whatever the worker had taken it finished; the rest waits in the queue, none is lost.
+    with decisions_tap(amqp_url, line_id) as rest, running_worker(amqp_url, line_id, tiny_model_dir):
+        rest.collect(40 - decided_now, timeout=20)
+        rest.settle()
+    seqs = [json.loads(m.body)["seq"] for m in decisions.received + rest.received]
+    assert sorted(seqs) == list(range(40))
