@@ -1,0 +1,1 @@
+"""Offline trainer: labelled folders -> frozen EfficientNet-Lite0 features -> two heads -> ONNX + manifest."""

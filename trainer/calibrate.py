@@ -1,0 +1,79 @@
+"""Pick the cascade's operating point on validation outputs.
+
+Stage 1: the organic threshold that maximises balanced accuracy (mean of organic and non-organic
+recall), placed midway between neighbouring scores so it is not glued to one image.
+Stage 2: the smallest material-confidence threshold at which every recyclable bin is at least
+``target_purity`` pure while at most ``max_abstain`` of all images are sent to residual for low
+confidence; when that is not reachable, the threshold within the abstention cap with the best
+worst-bin purity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from sortline.cascade import CascadeThresholds
+from sortline.labels import RECYCLABLE_MATERIALS
+from trainer.evaluate import compute_metrics, decide_all
+
+DEFAULT_ORGANIC_THRESHOLD = 0.5
+
+
+def balanced_accuracy(scores: np.ndarray, positive: np.ndarray, threshold: float) -> float:
+    """Mean of the recall of positives (score >= threshold) and of negatives (score < threshold)."""
+    predicted = scores >= threshold
+    return 0.5 * (float(predicted[positive].mean()) + float((~predicted[~positive]).mean()))
+
+
+def organic_threshold(p_organic: np.ndarray, is_organic: np.ndarray) -> tuple[float, dict[str, Any]]:
+    """The stage-1 threshold with the best balanced accuracy (0.5 when one class is absent)."""
+    positive = np.asarray(is_organic, dtype=bool)
+    if positive.all() or not positive.any():
+        return DEFAULT_ORGANIC_THRESHOLD, {"method": "default: validation lacks one stage-1 class"}
+    values = np.unique(np.asarray(p_organic, dtype=np.float64))
+    candidates = np.concatenate([[values[0] / 2], (values[:-1] + values[1:]) / 2, [(values[-1] + 1) / 2]])
+    scores = [balanced_accuracy(p_organic, positive, float(t)) for t in candidates]
+    best = int(np.argmax(scores))
+    return float(candidates[best]), {"method": "max balanced accuracy", "balanced_accuracy": scores[best]}
+
+
+def worst_purity(metrics: dict[str, Any]) -> float:
+    """Lowest purity over the recyclable bins that received anything (1.0 if none did)."""
+    purities = [metrics["per_bin"][b]["purity"] for b in RECYCLABLE_MATERIALS]
+    known = [p for p in purities if p is not None]
+    return min(known) if known else 1.0
+
+
+def material_threshold(
+    labels: Sequence[str],
+    p_organic: np.ndarray,
+    material_probs: np.ndarray,
+    organic: float,
+    *,
+    target_purity: float = 0.97,
+    max_abstain: float = 0.25,
+) -> tuple[float, dict[str, Any]]:
+    """Stage-2 minimum confidence, searched on a 0.01 grid through the full cascade."""
+    rows = []
+    for t in np.round(np.arange(0.0, 1.0, 0.01), 2):
+        thresholds = CascadeThresholds(organic=organic, material_min_confidence=float(t))
+        metrics = compute_metrics(
+            labels, p_organic, material_probs, decide_all(p_organic, material_probs, thresholds)
+        )
+        rows.append((float(t), worst_purity(metrics), metrics["low_confidence_fraction"] or 0.0))
+    allowed = [r for r in rows if r[2] <= max_abstain] or rows[:1]
+    reaching = [r for r in allowed if r[1] >= target_purity]
+    chosen = reaching[0] if reaching else max(allowed, key=lambda r: (r[1], -r[0]))
+    return chosen[0], {
+        "method": "smallest threshold reaching target purity"
+        if reaching
+        else "best worst-bin purity within cap",
+        "target_purity": target_purity,
+        "max_low_confidence_fraction": max_abstain,
+        "target_reached": bool(reaching),
+        "worst_recyclable_bin_purity": chosen[1],
+        "low_confidence_fraction": chosen[2],
+    }

@@ -1,0 +1,172 @@
+"""``trainer``: train, evaluate and sample from labelled folders ``DIR/<label>/*.jpg``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sortline.manifest import ModelIntegrityError
+from sortline.settings import configure_logging
+from trainer.dataset import DataLayoutError
+
+PROG = "trainer"
+log = logging.getLogger(__name__)
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be within [0, 1), got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser, *, data_help: str) -> None:
+    parser.add_argument("--data", nargs="+", type=Path, required=True, metavar="DIR", help=data_help)
+    parser.add_argument("--workers", type=_positive, default=2, help="Threads decoding images (default: 2).")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Logging level."
+    )
+
+
+def _train_parser(sub: Any) -> None:
+    p = sub.add_parser("train", help="Train heads on a frozen backbone, calibrate, export ONNX + manifest.")
+    _common(p, data_help="Labelled data folders DIR/<label>/*.jpg; several are combined.")
+    p.add_argument(
+        "--out", type=Path, required=True, help="Model directory to write (model.onnx, manifest.json)."
+    )
+    p.add_argument(
+        "--val-fraction", type=_fraction, default=0.15, help="Validation share per label (default 0.15)."
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="Seed of head initialisation and shuffling (default 0)."
+    )
+    p.add_argument(
+        "--epochs", type=_positive, default=40, help="Epochs over the cached features (default 40)."
+    )
+    p.add_argument(
+        "--batch-size", type=_positive, default=256, help="Head-training batch size (default 256)."
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(".cache/features"),
+        help="Feature cache (default .cache/features).",
+    )
+
+
+def _evaluate_parser(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="Score a model directory on labelled folders through the cascade.")
+    _common(p, data_help="Labelled data folders DIR/<label>/*.jpg to evaluate on.")
+    p.add_argument("--model", type=Path, required=True, help="Model directory (manifest.json + model.onnx).")
+    p.add_argument(
+        "--json", action="store_true", help="Print the figures as JSON on stdout instead of a table."
+    )
+    p.add_argument("--predictions", type=Path, metavar="FILE", help="Write one JSON line per image to FILE.")
+    p.add_argument(
+        "--split",
+        choices=["all", "val"],
+        default="all",
+        help="'val': only the deterministic validation split used in training (honest figures); default all.",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        default=None,
+        help="Validation share for --split val (default: the one in the model's manifest, else 0.15).",
+    )
+    p.add_argument(
+        "--batch-size", type=_positive, default=32, help="Images per inference batch (default 32)."
+    )
+
+
+def _sample_parser(sub: Any) -> None:
+    p = sub.add_parser("sample", help="Write a small demo sample drawn from the validation split.")
+    _common(p, data_help="Labelled data folders DIR/<label>/*.jpg to draw from.")
+    p.add_argument(
+        "--out", type=Path, required=True, help="Folder to write <label>/*.jpg and README.md into."
+    )
+    p.add_argument("--per-class", type=_positive, default=6, help="Images per material class (default 6).")
+    p.add_argument("--organic", type=_positive, default=12, help="Organic images (default 12).")
+    p.add_argument("--val-fraction", type=_fraction, default=0.15, help="Validation share (default 0.15).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,sample}")
+    _train_parser(sub)
+    _evaluate_parser(sub)
+    _sample_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``trainer`` console script; bad input exits 2 with a one-line message."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(args_list)
+    configure_logging(args.log_level)
+    command = " ".join([PROG, shlex.join(args_list)])
+    try:
+        if args.command == "train":
+            return _run_train(args, command)
+        if args.command == "evaluate":
+            return _run_evaluate(args)
+        return _run_sample(args, command)
+    except (DataLayoutError, ModelIntegrityError, FileNotFoundError) as error:
+        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run_train(args: argparse.Namespace, command: str) -> int:
+    from trainer.heads import HeadConfig
+    from trainer.train import TrainConfig, run
+
+    heads = HeadConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    cfg = TrainConfig(
+        data=args.data,
+        out=args.out,
+        command=command,
+        val_fraction=args.val_fraction,
+        head_config=heads,
+        workers=args.workers,
+        cache_dir=args.cache_dir,
+    )
+    manifest = run(cfg)
+    print(f"wrote {args.out} ({manifest.version})")
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from trainer.report import evaluate_command
+
+    return evaluate_command(args)
+
+
+def _run_sample(args: argparse.Namespace, command: str) -> int:
+    from trainer.sample import write_sample
+
+    count = write_sample(
+        args.data,
+        args.out,
+        per_class=args.per_class,
+        organic=args.organic,
+        val_fraction=args.val_fraction,
+        command=command,
+    )
+    print(f"wrote {count} images to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""Figures of a cascade on labelled images: pure functions over labels and model outputs.
+
+Per-bin purity (precision) and recovery (recall) are what plants buy on. An image labelled
+``recyclable`` (material unknown) only tells us it is not organic: it counts against the organic
+bin's purity and in stage-1 accuracy, and is left out of every other per-bin figure.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from sortline.cascade import CascadeDecision, CascadeThresholds, ResidualReason, decide
+from sortline.labels import BINS, DATA_LABELS, MATERIALS, ORGANIC, expected_bin
+
+
+def decide_all(
+    p_organic: np.ndarray, material_probs: np.ndarray, thresholds: CascadeThresholds
+) -> list[CascadeDecision]:
+    """The cascade decision for every row, exactly as the worker decides."""
+    return [
+        decide(float(p), probs.tolist(), thresholds)
+        for p, probs in zip(p_organic, material_probs, strict=True)
+    ]
+
+
+def bin_is_correct(label: str, bin_name: str) -> bool | None:
+    """Whether an image with this label belongs in this bin; None when the label cannot tell."""
+    expected = expected_bin(label)
+    if expected is None:  # "recyclable": wrong only in the organic bin
+        return False if bin_name == ORGANIC else None
+    return expected == bin_name
+
+
+def per_bin(labels: Sequence[str], bins: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Purity and recovery of every bin; None where a figure has no denominator."""
+    figures: dict[str, dict[str, Any]] = {}
+    for name in BINS:
+        judged = [bin_is_correct(label, b) for label, b in zip(labels, bins, strict=True) if b == name]
+        known = [j for j in judged if j is not None]
+        expected = [b for label, b in zip(labels, bins, strict=True) if expected_bin(label) == name]
+        correct_in, hits = sum(known), sum(b == name for b in expected)
+        figures[name] = {
+            "predicted": len(judged),
+            "expected": len(expected),
+            "purity": correct_in / len(known) if known else None,
+            "recovery": hits / len(expected) if expected else None,
+        }
+    return figures
+
+
+def _ratio(hits: int, total: int) -> float | None:
+    return hits / total if total else None
+
+
+def compute_metrics(
+    labels: Sequence[str],
+    p_organic: np.ndarray,
+    material_probs: np.ndarray,
+    decisions: Sequence[CascadeDecision],
+) -> dict[str, Any]:
+    """Stage-1, material and bin accuracy, per-bin purity/recovery, residual fraction, counts."""
+    bins = [d.bin for d in decisions]
+    organic_pred = [b == ORGANIC for b in bins]
+    stage1 = sum(pred == (label == ORGANIC) for pred, label in zip(organic_pred, labels, strict=True))
+    material_rows = [i for i, label in enumerate(labels) if label in MATERIALS]
+    material_hits = sum(MATERIALS[int(np.argmax(material_probs[i]))] == labels[i] for i in material_rows)
+    binned = [i for i, label in enumerate(labels) if expected_bin(label) is not None]
+    bin_hits = sum(bins[i] == expected_bin(labels[i]) for i in binned)
+    low_conf = sum(d.residual_reason == ResidualReason.LOW_CONFIDENCE for d in decisions)
+    counts = Counter(labels)
+    return {
+        "n_images": len(labels),
+        "counts": {label: counts[label] for label in DATA_LABELS if counts[label]},
+        "stage1_accuracy": _ratio(stage1, len(labels)),
+        "material_accuracy": _ratio(material_hits, len(material_rows)),
+        "bin_accuracy": _ratio(bin_hits, len(binned)),
+        "residual_fraction": _ratio(sum(b == "residual" for b in bins), len(bins)),
+        "low_confidence_fraction": _ratio(low_conf, len(bins)),
+        "per_bin": per_bin(labels, bins),
+    }

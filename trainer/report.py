@@ -1,0 +1,92 @@
+"""``trainer evaluate``: score a model directory and report figures as a table, JSON and JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from classifier_worker.model import CascadeModel
+from sortline.labels import MATERIALS
+from trainer import dataset
+from trainer.evaluate import compute_metrics
+from trainer.predict import ScoredSet, score
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def render_table(metrics: dict[str, Any], console: Console) -> None:
+    """The figures for people: headline accuracies, then purity and recovery per bin."""
+    console.print(f"model {metrics['model_version']}, split {metrics['split']}, {metrics['n_images']} images")
+    for name in (
+        "stage1_accuracy",
+        "material_accuracy",
+        "bin_accuracy",
+        "residual_fraction",
+        "low_confidence_fraction",
+    ):
+        console.print(f"  {name:<24} {_fmt(metrics[name])}")
+    table = Table(title="per bin")
+    for column in ("bin", "predicted", "expected", "purity", "recovery"):
+        table.add_column(column, justify="left" if column == "bin" else "right")
+    for name, fig in metrics["per_bin"].items():
+        table.add_row(
+            name, str(fig["predicted"]), str(fig["expected"]), _fmt(fig["purity"]), _fmt(fig["recovery"])
+        )
+    console.print(table)
+
+
+def write_predictions(scored: ScoredSet, path: Path) -> None:
+    """One JSON object per image: what it was, where it went and why."""
+    with path.open("w") as handle:
+        for sample, p, probs, decision in zip(
+            scored.samples, scored.p_organic, scored.material_probs, scored.decisions, strict=True
+        ):
+            row = {
+                "path": str(sample.path),
+                "label": sample.label,
+                "bin": decision.bin,
+                "confidence": round(decision.confidence, 6),
+                "p_organic": round(float(p), 6),
+                "material": decision.material,
+                "material_probs": {m: round(float(v), 6) for m, v in zip(MATERIALS, probs, strict=True)},
+                "residual_reason": None
+                if decision.residual_reason is None
+                else str(decision.residual_reason),
+            }
+            handle.write(json.dumps(row) + "\n")
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """Run the model over the chosen split and print the figures."""
+    model = CascadeModel.load(args.model)
+    samples = dataset.scan(args.data)
+    fraction = args.val_fraction
+    if fraction is None:
+        fraction = float(getattr(model.manifest.training, "val_fraction", None) or 0.15)
+    if args.split == "val":
+        _, samples = dataset.split(samples, fraction)
+    scored = score(model, samples, batch_size=args.batch_size, workers=args.workers)
+    labels = [s.label for s in scored.samples]
+    metrics = {
+        "model_version": model.version,
+        "split": args.split,
+        "val_fraction": fraction if args.split == "val" else None,
+        "thresholds": model.manifest.thresholds.model_dump(),
+        "skipped_undecodable": len(scored.skipped),
+        **compute_metrics(labels, scored.p_organic, scored.material_probs, scored.decisions),
+    }
+    if args.predictions:
+        write_predictions(scored, args.predictions)
+    if args.json:
+        sys.stdout.write(json.dumps(metrics, indent=2) + "\n")
+    else:
+        render_table(metrics, Console())
+    return 0
