@@ -1,4 +1,5 @@
-"""A RabbitMQ for the demo and the tests: AMQP_URL if it answers, else a testcontainer, else advice.
+"""A RabbitMQ for the demo and the tests: AMQP_URL if it answers (starting this machine's own
+rabbitmq-server if it is installed but stopped), else a testcontainer, else advice.
 
 Production never uses this module; it exists so that ``make demo`` and ``make test`` work on a
 fresh machine that has either a broker or a Docker engine.
@@ -8,8 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import pika
 from pika.exceptions import AMQPError
@@ -60,11 +65,26 @@ def docker_available() -> bool:
         return False
 
 
+def start_local_rabbitmq(url: str, wait_seconds: float = 60.0) -> bool:
+    """Start this machine's own rabbitmq-server (installed, stopped) when the URL points here."""
+    host = urlsplit(url).hostname
+    if host not in ("localhost", "127.0.0.1", "::1") or shutil.which("rabbitmq-server") is None:
+        return False
+    log.warning("no broker at %s; starting the local rabbitmq-server", redact_url(url))
+    subprocess.run(["rabbitmq-server", "-detached"], check=False, capture_output=True, timeout=60)
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if broker_answers(url):
+            return True
+        time.sleep(1.0)
+    return False
+
+
 @contextmanager
 def provide_broker() -> Iterator[str]:
     """Yield the URL of a reachable RabbitMQ for as long as the block runs."""
     url = configured_amqp_url()
-    if broker_answers(url):
+    if broker_answers(url) or start_local_rabbitmq(url):
         yield url
         return
     if not docker_available():
