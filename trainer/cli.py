@@ -53,10 +53,16 @@ def _train_parser(sub: Any) -> None:
         "--seed", type=int, default=0, help="Seed of head initialisation and shuffling (default 0)."
     )
     p.add_argument(
-        "--epochs", type=_positive, default=40, help="Epochs over the cached features (default 40)."
+        "--epochs", type=_positive, default=60, help="Epochs over the cached features (default 60)."
     )
     p.add_argument(
         "--batch-size", type=_positive, default=256, help="Head-training batch size (default 256)."
+    )
+    p.add_argument(
+        "--hidden",
+        type=int,
+        default=512,
+        help="Hidden units of each head's MLP; 0 for linear heads (default 512).",
     )
     p.add_argument(
         "--cache-dir",
@@ -132,7 +138,7 @@ def _run_train(args: argparse.Namespace, command: str) -> int:
     from trainer.heads import HeadConfig
     from trainer.train import TrainConfig, run
 
-    heads = HeadConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    heads = HeadConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, hidden=args.hidden)
     cfg = TrainConfig(
         data=args.data,
         out=args.out,

@@ -29,7 +29,8 @@ README = """# Demo sample
     {command}
 
 They come only from the trainer's deterministic **validation** split (never trained on), mixed
-from both data folders, re-encoded as JPEG quality {quality} with the long side at most {long_side} px.
+from both data folders (organic only from garbage12: TrashNet has none), re-encoded as JPEG
+quality {quality} with the long side at most {long_side} px.
 File names are `<dataset>-<original file stem>.jpg`.
 
 ## Sources and licences
