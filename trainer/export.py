@@ -8,6 +8,7 @@ the shared backbone feeds both heads.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,9 @@ def export_onnx(model: nn.Module, path: Path, output_names: list[str], size: int
     model.eval()
     example = torch.zeros(2, 3, size, size)
     dynamic_axes = {INPUT_NAME: {0: "N"}, **{name: {0: "N"} for name in output_names}}
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        # The TorchScript exporter is chosen on purpose (dynamic axes, proven parity); hush its notice.
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             model,
             (example,),
