@@ -142,8 +142,9 @@ def print_decision(index: int, d: DecisionMessage) -> None:
     mark = (
         "" if want is None else (" [green]✓[/green]" if d.bin == want else f" [red]✗ expected {want}[/red]")
     )
-    console.print(f"{index:4d}  {d.source or d.frame_id:<42} → [bold]{d.bin:<9}[/bold] {d.confidence:5.2f}"
-                  f"  {d.latency_ms:7.1f} ms{mark}")  # fmt: skip
+    why = f"({d.residual_reason}: {d.material})" if d.residual_reason else ""
+    console.print(f"{index:4d}  {d.source or d.frame_id:<42} → [bold]{d.bin:<9}[/bold] {why:<28}"
+                  f"{d.confidence:5.2f}  {d.latency_ms:7.1f} ms{mark}")  # fmt: skip
 
 
 def line_span_seconds(decisions: list[DecisionMessage]) -> float:
