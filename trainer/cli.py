@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def _fraction(text: str) -> float:
+    """argparse type: a share in [0, 1), so a typo fails at parse time with exit 2."""
     value = float(text)
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be within [0, 1), got {value}")
@@ -26,6 +27,7 @@ def _fraction(text: str) -> float:
 
 
 def _positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
@@ -33,6 +35,7 @@ def _positive(text: str) -> int:
 
 
 def _common(parser: argparse.ArgumentParser, *, data_help: str) -> None:
+    """Flags every subcommand shares: data folders, decode threads, log level."""
     parser.add_argument("--data", nargs="+", type=Path, required=True, metavar="DIR", help=data_help)
     parser.add_argument("--workers", type=_positive, default=2, help="Threads decoding images (default: 2).")
     parser.add_argument(
@@ -41,6 +44,7 @@ def _common(parser: argparse.ArgumentParser, *, data_help: str) -> None:
 
 
 def _train_parser(sub: Any) -> None:
+    """``trainer train`` flags."""
     p = sub.add_parser("train", help="Train heads on a frozen backbone, calibrate, export ONNX + manifest.")
     _common(p, data_help="Labelled data folders DIR/<label>/*.jpg; several are combined.")
     p.add_argument(
@@ -73,6 +77,7 @@ def _train_parser(sub: Any) -> None:
 
 
 def _evaluate_parser(sub: Any) -> None:
+    """``trainer evaluate`` flags."""
     p = sub.add_parser("evaluate", help="Score a model directory on labelled folders through the cascade.")
     _common(p, data_help="Labelled data folders DIR/<label>/*.jpg to evaluate on.")
     p.add_argument("--model", type=Path, required=True, help="Model directory (manifest.json + model.onnx).")
@@ -98,6 +103,7 @@ def _evaluate_parser(sub: Any) -> None:
 
 
 def _sample_parser(sub: Any) -> None:
+    """``trainer sample`` flags."""
     p = sub.add_parser("sample", help="Write a small demo sample drawn from the validation split.")
     _common(p, data_help="Labelled data folders DIR/<label>/*.jpg to draw from.")
     p.add_argument(
@@ -109,6 +115,7 @@ def _sample_parser(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``trainer`` parser with its three subcommands."""
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,sample}")
     _train_parser(sub)
@@ -135,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_train(args: argparse.Namespace, command: str) -> int:
+    """Heavy imports (torch, timm) happen here, so ``--help`` and argument errors stay fast."""
     from trainer.heads import HeadConfig
     from trainer.train import TrainConfig, run
 

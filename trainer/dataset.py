@@ -35,6 +35,7 @@ class Sample:
 
 
 def _scan_one(data_dir: Path) -> list[Sample]:
+    """Images of one data folder; unknown label folders are skipped with a warning."""
     if not data_dir.is_dir():
         raise DataLayoutError(f"data folder {data_dir} does not exist or is not a folder")
     samples: list[Sample] = []
