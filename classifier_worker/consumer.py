@@ -1,9 +1,14 @@
-"""The broker side of the worker: consume, gather micro-batches, publish outcomes, then ack.
+"""The worker's core: consume on the pika thread, decode in threads, infer on one thread, settle on pika's.
 
-All pika calls happen on this one thread (pika is not thread-safe); decoding runs in the
-processor's thread pool and inference in ONNX Runtime's own threads. A frame is acked only after
-its decision (or its dead letter) has been confirmed by the broker, so a crash at any point loses
-nothing: unacked frames go back to the queue.
+    pika thread          decode pool            inference thread             pika thread
+    on_message  ──▶  prepare(delivery)  ──▶  MicroBatcher ─▶ model  ──▶  publish decision/dead letter,
+    (submit)         check + decode          (max-batch /     (one      wait for the broker's confirm,
+                     starts on arrival       max-delay)       pass)     then ack the frame
+
+Decoding starts the moment a frame arrives, so it overlaps with inference of the batch before.
+pika is not thread-safe: only the pika thread touches the connection; the inference thread hands
+its outcomes over with ``add_callback_threadsafe``. A frame is acked only after its decision (or
+dead letter) is confirmed, so a crash anywhere loses nothing: unacked frames return to the queue.
 """
 
 from __future__ import annotations
@@ -11,25 +16,39 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPChannelError, AMQPConnectionError
 
+from classifier_worker.batcher import MicroBatcher
 from classifier_worker.frames import Delivery
 from classifier_worker.metrics import WorkerMetrics
-from classifier_worker.processor import BatchProcessor, Decided, Outcome, Rejected
+from classifier_worker.processor import BatchProcessor, Decided, Outcome, Prepared, Rejected, Retry
+from classifier_worker.publishing import publish_dead_letter, publish_decision
 from classifier_worker.settings import WorkerSettings
 from sortline.backoff import backoff_delays
-from sortline.messages import DEAD_LETTER_DETAIL_HEADER, DEAD_LETTER_REASON_HEADER
 from sortline.settings import redact_url
-from sortline.topology import DEAD_LETTER_EXCHANGE, DECISIONS_EXCHANGE, decisions_routing_key, declare_line
+from sortline.topology import declare_line
 
 log = logging.getLogger(__name__)
 
-#: How often an idle worker looks at its stop flag.
-IDLE_POLL_SECONDS = 0.25
+#: How long the pika thread blocks waiting for I/O before it looks at its stop flag again.
+POLL_SECONDS = 0.05
+#: On SIGTERM, the longest wait for in-flight frames to be settled before closing anyway.
+DRAIN_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A frame handed to us: when it arrived, on which connection, and its decode in progress."""
+
+    arrived: float
+    generation: int
+    prepared: Future[Prepared | Rejected]
 
 
 class FrameConsumer:
@@ -46,25 +65,39 @@ class FrameConsumer:
         self.processor = processor
         self.metrics = metrics
         self.stop = stop
+        self.ready = threading.Event()  # set while consuming, for tests and health checks
         self._url = settings.amqp_url.get_secret_value()
-        self._pending: deque[tuple[float, Delivery]] = deque()
+        self._batcher: MicroBatcher[InFlight] = MicroBatcher(
+            settings.max_batch, settings.max_delay_ms / 1000.0, arrival=lambda item: item.arrived
+        )
+        self._generation = 0  # bumped on every (re)connect; outcomes of older channels are dropped
+        self._outstanding = 0  # frames received on the current channel and not yet settled
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self._consumer_tag: str | None = None
-        self.ready = threading.Event()  # set once consuming, for tests and health checks
+        self._finished = threading.Event()
 
     def run(self) -> None:
+        inference = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
+        inference.start()
+        try:
+            self._run_connected()
+        finally:
+            self._finished.set()
+            inference.join(timeout=DRAIN_TIMEOUT_SECONDS)
+
+    def _run_connected(self) -> None:
         delays = backoff_delays(cap=self.settings.max_retry_seconds)
         while not self.stop.is_set():
             try:
                 self._connect()
                 delays = backoff_delays(cap=self.settings.max_retry_seconds)
-                self._consume_until_stopped()
+                while not self.stop.is_set():
+                    self._connection.process_data_events(time_limit=POLL_SECONDS)
                 self._drain()
                 return
             except (AMQPConnectionError, AMQPChannelError) as error:
                 self.ready.clear()
-                self._pending.clear()  # unacked deliveries of a dead channel go back to the queue
                 delay = next(delays)
                 log.warning("broker connection lost (%r); reconnecting in %.1fs", error, delay)
                 self.stop.wait(delay)
@@ -72,6 +105,8 @@ class FrameConsumer:
                 self._close()
 
     def _connect(self) -> None:
+        self._generation += 1
+        self._outstanding = 0  # unacked frames of the old channel are back in the queue
         self._connection = pika.BlockingConnection(pika.URLParameters(self._url))
         channel = self._connection.channel()
         channel.confirm_delivery()
@@ -93,102 +128,79 @@ class FrameConsumer:
             expiration=properties.expiration,
             headers=properties.headers,
         )
-        self._pending.append((time.monotonic(), delivery))
-
-    def _consume_until_stopped(self) -> None:
-        while not self.stop.is_set():
-            batch = self._next_batch()
-            if batch:
-                self._handle(batch)
-
-    def _next_batch(self) -> list[Delivery]:
-        """Wait for a first frame, then close the batch at max_batch frames or max_delay after it."""
-        assert self._connection is not None
-        while not self._pending and not self.stop.is_set():
-            self._connection.process_data_events(time_limit=IDLE_POLL_SECONDS)
-        if not self._pending:
-            return []
-        closes_at = self._pending[0][0] + self.settings.max_delay_ms / 1000.0
-        while (
-            len(self._pending) < self.settings.max_batch and (remaining := closes_at - time.monotonic()) > 0
-        ):
-            self._connection.process_data_events(time_limit=remaining)
-        count = min(len(self._pending), self.settings.max_batch)
-        return [self._pending.popleft()[1] for _ in range(count)]
-
-    def _handle(self, batch: list[Delivery]) -> None:
         line = self.settings.line_id
-        self.metrics.frames_received.labels(line=line).inc(len(batch))
-        redelivered = sum(d.redelivered for d in batch)
-        if redelivered:
-            self.metrics.redelivered.labels(line=line).inc(redelivered)
-        outcomes = self.processor.process(batch)
+        self.metrics.frames_received.labels(line=line).inc()
+        if delivery.redelivered:
+            self.metrics.redelivered.labels(line=line).inc()
+        self._outstanding += 1
+        self.metrics.in_flight.set(self._outstanding)
+        future = self.processor.executor.submit(self.processor.prepare, delivery)
+        self._batcher.put(InFlight(time.monotonic(), self._generation, future))
+
+    def _inference_loop(self) -> None:
+        """Batches in, outcomes out; runs until the pika thread has finished and nothing is queued."""
+        while not (self._finished.is_set() and self._batcher.qsize() == 0):
+            batch = self._batcher.next_batch(idle_timeout=POLL_SECONDS)
+            if not batch:
+                continue
+            prepared = [item.prepared.result() for item in batch]
+            try:
+                outcomes = self.processor.infer(prepared)
+            except Exception as error:  # never lose frames to a bug: give them back to the broker
+                log.exception("batch failed")
+                outcomes = [Retry(p.frame.delivery if isinstance(p, Prepared) else p.delivery, repr(error))
+                            for p in prepared]  # fmt: skip
+            self._hand_over(batch[0].generation, outcomes)
+
+    def _hand_over(self, generation: int, outcomes: list[Outcome]) -> None:
+        connection = self._connection
+        if connection is None:
+            return  # disconnected: the broker will deliver these frames again
+        try:
+            connection.add_callback_threadsafe(partial(self._settle, generation, outcomes))
+        except Exception:  # the connection closed under us; same as above
+            log.debug("connection gone; %d outcomes dropped for redelivery", len(outcomes))
+
+    def _settle(self, generation: int, outcomes: list[Outcome]) -> None:
+        """On the pika thread: publish each outcome, wait for its confirm, then ack (or requeue) it."""
+        if generation != self._generation or self._channel is None:
+            return  # delivery tags of a closed channel mean nothing on this one
         started = time.perf_counter()
         for outcome in outcomes:
-            self._publish(outcome)
-        assert self._channel is not None
-        # Batches are handled in delivery order, so one multiple-ack covers the whole batch.
-        self._channel.basic_ack(delivery_tag=batch[-1].delivery_tag, multiple=True)
+            self._settle_one(self._channel, outcome)
+        self._outstanding -= len(outcomes)
+        self.metrics.in_flight.set(self._outstanding)
         self.metrics.stage_seconds.labels(stage="publish").observe(time.perf_counter() - started)
 
-    def _publish(self, outcome: Outcome) -> None:
-        assert self._channel is not None
+    def _settle_one(self, channel: BlockingChannel, outcome: Outcome) -> None:
+        tag = outcome.delivery.delivery_tag
         if isinstance(outcome, Decided):
-            message = outcome.message
-            self._channel.basic_publish(
-                DECISIONS_EXCHANGE,
-                decisions_routing_key(message.line_id, message.bin),
-                message.to_json(),
-                pika.BasicProperties(
-                    content_type="application/json",
-                    message_id=message.frame_id,
-                    delivery_mode=pika.DeliveryMode.Persistent,
-                    timestamp=int(time.time()),
-                    headers={"line_id": message.line_id, "camera_id": message.camera_id, "bin": message.bin},
-                ),
-            )
-            self.metrics.decisions.labels(line=message.line_id, bin=message.bin).inc()
-            self.metrics.decision_latency.labels(line=message.line_id).observe(
-                (time.time_ns() - message.captured_at_ns) / 1e9
-            )
+            publish_decision(channel, outcome.message)
+            self.metrics.record_decision(outcome.message)
         elif isinstance(outcome, Rejected):
-            self._dead_letter(outcome)
-
-    def _dead_letter(self, rejected: Rejected) -> None:
-        """Publish the frame, unchanged, to the DLX with its reason; the original is acked after."""
-        assert self._channel is not None
-        delivery = rejected.delivery
-        headers = dict(delivery.headers or {})
-        headers[DEAD_LETTER_REASON_HEADER] = rejected.reason.value
-        headers[DEAD_LETTER_DETAIL_HEADER] = rejected.detail[:512]
-        self._channel.basic_publish(
-            DEAD_LETTER_EXCHANGE,
-            delivery.routing_key,
-            delivery.body,
-            pika.BasicProperties(
-                content_type=delivery.content_type,
-                message_id=delivery.message_id,
-                delivery_mode=pika.DeliveryMode.Persistent,
-                headers=headers,  # no expiration: a dead letter must not expire in its queue
-            ),
-        )
-        self.metrics.dead_letters.labels(reason=rejected.reason.value).inc()
-        log.warning(
-            "dead-lettered frame %s: %s (%s)", delivery.message_id, rejected.reason.value, rejected.detail
-        )
+            publish_dead_letter(channel, outcome.delivery, outcome.reason, outcome.detail)
+            self.metrics.dead_letters.labels(reason=outcome.reason.value).inc()
+        else:
+            log.warning(
+                "requeueing frame %s after a failure: %s", outcome.delivery.message_id, outcome.detail
+            )
+            channel.basic_nack(delivery_tag=tag, requeue=True)
+            return
+        channel.basic_ack(delivery_tag=tag)
 
     def _drain(self) -> None:
-        """On stop: take no new frames, finish the ones already handed to us, then close."""
-        if self._channel is None or self._consumer_tag is None:
+        """On stop: take no new frames, settle the ones already handed to us, then close."""
+        if self._channel is None or self._connection is None:
             return
         self._channel.basic_cancel(self._consumer_tag)
-        while self._pending:
-            count = min(len(self._pending), self.settings.max_batch)
-            self._handle([self._pending.popleft()[1] for _ in range(count)])
-        log.info("drained; stopping")
+        deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
+        while self._outstanding > 0 and time.monotonic() < deadline:
+            self._connection.process_data_events(time_limit=POLL_SECONDS)
+        log.info("drained (%d frames left unsettled for redelivery); stopping", self._outstanding)
 
     def _close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
+        self.ready.clear()
         if connection is not None and connection.is_open:
             try:
                 connection.close()

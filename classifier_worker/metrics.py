@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from sortline.messages import DecisionMessage
 
 #: Capture-to-decision latency: the ejector window is ~35 ms, so resolve 5-100 ms finely.
 LATENCY_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -55,6 +59,19 @@ class WorkerMetrics:
             "Frames received that the broker had delivered before.",
             ["line"],
             registry=registry,
+        )
+
+        self.in_flight = Gauge(
+            "sortline_worker_in_flight_frames",
+            "Frames handed to this worker and not yet settled (decoding, batching, inferring, publishing).",
+            registry=registry,
+        )
+
+    def record_decision(self, message: DecisionMessage) -> None:
+        """Count a confirmed decision and its capture-to-decision latency."""
+        self.decisions.labels(line=message.line_id, bin=message.bin).inc()
+        self.decision_latency.labels(line=message.line_id).observe(
+            (time.time_ns() - message.captured_at_ns) / 1e9
         )
 
     def set_model(self, version: str) -> None:

@@ -1,4 +1,4 @@
-"""One micro-batch from deliveries to outcomes: check, decode (threads), infer once, decide.
+"""From deliveries to outcomes: check and decode one frame (decode threads), infer a batch (once).
 
 No broker code here: the consumer hands in deliveries and publishes what comes back, so this part
 is tested on its own and reused by the benchmark.
@@ -23,6 +23,9 @@ from sortline.messages import DeadLetterReason, DecisionMessage, InvalidFrame
 
 log = logging.getLogger(__name__)
 
+#: A frame whose inference failed this many deliveries in a row is poison: dead-letter it.
+POISON_AFTER_DELIVERIES = 3
+
 
 @dataclass(frozen=True, slots=True)
 class Decided:
@@ -32,22 +35,32 @@ class Decided:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
+    """Dead-letter this frame with a reason."""
+
     delivery: Delivery
     reason: DeadLetterReason
     detail: str
 
 
-Outcome = Decided | Rejected
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Inference failed on this frame alone; give it back to the broker for another delivery."""
+
+    delivery: Delivery
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
-class _Prepared:
+class Prepared:
     frame: Frame
     pixels: np.ndarray  # model-sized RGB uint8
 
 
+Outcome = Decided | Rejected | Retry
+
+
 class BatchProcessor:
-    """Turns a list of deliveries into one outcome each, in the same order."""
+    """``prepare`` runs per frame in decode threads; ``infer`` runs per batch on one thread."""
 
     def __init__(
         self, model: CascadeModel, settings: WorkerSettings, metrics: WorkerMetrics, executor: Executor
@@ -58,40 +71,82 @@ class BatchProcessor:
         self.executor = executor
 
     def process(self, deliveries: list[Delivery]) -> list[Outcome]:
-        started = time.perf_counter()
-        prepared = list(self.executor.map(self._prepare, deliveries))
-        self.metrics.stage_seconds.labels(stage="decode").observe(time.perf_counter() - started)
-        ready = [item for item in prepared if isinstance(item, _Prepared)]
-        decided = self._infer(ready) if ready else {}
-        return [decided[id(item)] if isinstance(item, _Prepared) else item for item in prepared]
+        """Both steps for a list of deliveries (decoding in the executor); outcomes keep their order."""
+        return self.infer(list(self.executor.map(self.prepare, deliveries)))
 
-    def _prepare(self, delivery: Delivery) -> _Prepared | Rejected:
+    def prepare(self, delivery: Delivery) -> Prepared | Rejected:
         """Check and decode one delivery; any failure is that frame's dead letter, never the batch's."""
+        started = time.perf_counter()
         try:
             frame = check_frame(delivery, max_body_bytes=self.settings.max_body_bytes)
             spec = self.model.manifest.input
             image = decode_frame(delivery.body, target_size=spec.size, max_pixels=self.settings.max_pixels)
-            return _Prepared(frame, resize_for_model(image, spec))
+            return Prepared(frame, resize_for_model(image, spec))
         except InvalidFrame as error:
             return Rejected(delivery, error.reason, error.detail)
         except Exception as error:  # a decoder bug must cost one frame, not the worker
             log.exception("unexpected error preparing frame %s", delivery.message_id)
             return Rejected(delivery, DeadLetterReason.UNDECODABLE_IMAGE, f"decoder failed: {error!r}")
+        finally:
+            self.metrics.stage_seconds.labels(stage="decode").observe(time.perf_counter() - started)
 
-    def _infer(self, ready: list[_Prepared]) -> dict[int, Outcome]:
+    def infer(self, items: list[Prepared | Rejected]) -> list[Outcome]:
+        """One model pass for the prepared frames; rejected ones pass through in place."""
+        ready = [item for item in items if isinstance(item, Prepared)]
+        if not ready:
+            return list(items)  # type: ignore[arg-type]
+        try:
+            decided = self._infer(ready)
+        except Exception:
+            log.exception("inference failed on a batch of %d; retrying its frames one by one", len(ready))
+            decided = self._infer_one_by_one(ready)
+        return [decided[id(item)] if isinstance(item, Prepared) else item for item in items]
+
+    def _infer(self, ready: list[Prepared]) -> dict[int, Outcome]:
         started = time.perf_counter()
         batch = to_model_input([item.pixels for item in ready], self.model.manifest.input)
         prediction = self.model.predict(batch)
         decisions = self.model.decide(prediction)
         self.metrics.stage_seconds.labels(stage="inference").observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(ready))
-        version = self.model.version
-        return {
-            id(item): Decided(
-                item.frame.delivery,
-                build_decision(item.frame, decision, float(p), probs.tolist(), version),
+        now_ns = time.time_ns()
+        outcomes: dict[int, Outcome] = {}
+        for item, decision, p, probs in zip(
+            ready, decisions, prediction.p_organic, prediction.material_probs, strict=True
+        ):
+            if item.frame.deadline_ns is not None and now_ns > item.frame.deadline_ns:
+                # Deciding a frame past its deadline would fire the ejector at the wrong item.
+                outcomes[id(item)] = Rejected(
+                    item.frame.delivery, DeadLetterReason.EXPIRED, "deadline passed"
+                )
+                continue
+            message = build_decision(
+                item.frame, decision, float(p), probs.tolist(), self.model.version, now_ns
             )
-            for item, decision, p, probs in zip(
-                ready, decisions, prediction.p_organic, prediction.material_probs, strict=True
+            outcomes[id(item)] = Decided(item.frame.delivery, message)
+        return outcomes
+
+    def _infer_one_by_one(self, ready: list[Prepared]) -> dict[int, Outcome]:
+        """Isolate the frame that breaks inference so that its neighbours are still decided."""
+        outcomes: dict[int, Outcome] = {}
+        for item in ready:
+            try:
+                outcomes.update(self._infer([item]))
+            except Exception as error:
+                outcomes[id(item)] = self._poison_or_retry(item.frame.delivery, error)
+        return outcomes
+
+    @staticmethod
+    def _poison_or_retry(delivery: Delivery, error: Exception) -> Rejected | Retry:
+        deliveries = delivery_count(delivery) + 1
+        if deliveries >= POISON_AFTER_DELIVERIES:
+            return Rejected(
+                delivery, DeadLetterReason.POISON, f"inference failed {deliveries} times: {error!r}"
             )
-        }
+        return Retry(delivery, repr(error))
+
+
+def delivery_count(delivery: Delivery) -> int:
+    """Earlier deliveries of this frame, from the quorum queue's ``x-delivery-count`` header."""
+    count = (delivery.headers or {}).get("x-delivery-count", 0)
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0

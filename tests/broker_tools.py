@@ -96,12 +96,14 @@ class RunningWorker:
 
 
 @contextmanager
-def running_worker(amqp_url: str, line_id: str, model_dir: Path, **overrides: Any) -> Iterator[RunningWorker]:
-    """A real worker (consumer, processor, model) in a thread of this process."""
+def running_worker(
+    amqp_url: str, line_id: str, model_dir: Path, model: Any = None, **overrides: Any
+) -> Iterator[RunningWorker]:
+    """A real worker (consumer, processor, model) in a thread of this process; ``model`` may wrap one."""
     settings = WorkerSettings(
         amqp_url=amqp_url, line_id=line_id, model=model_dir, metrics_port=0, **overrides
     )
-    model = CascadeModel.load(model_dir)
+    model = model or CascadeModel.load(model_dir)
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
     stop = threading.Event()

@@ -85,3 +85,22 @@ def test_sigterm_finishes_in_flight_frames_and_exits_zero(amqp_url, line_id, tin
         rest.settle()
     seqs = [json.loads(m.body)["seq"] for m in decisions.received + rest.received]
     assert sorted(seqs) == list(range(40))
+
+
+def test_a_poison_frame_is_dead_lettered_after_bounded_deliveries(amqp_url, line_id, tiny_model_dir):
+    from classifier_worker.model import CascadeModel
+    from tests.test_processor import FlakyModel
+
+    model = FlakyModel(CascadeModel.load(tiny_model_dir))
+    messages = [(jpeg((10, 10, 10)), frame_headers(line_id, 0), "image/jpeg"),
+                (jpeg((255, 255, 255)), frame_headers(line_id, 1), "image/jpeg"),
+                (jpeg((10, 10, 10)), frame_headers(line_id, 2), "image/jpeg")]  # fmt: skip
+    with decisions_tap(amqp_url, line_id) as decisions, dead_letter_tap(amqp_url, line_id) as dead:
+        publish_raw(amqp_url, line_id, messages)
+        with running_worker(amqp_url, line_id, tiny_model_dir, model=model):
+            (letter,) = dead.collect(1, timeout=20)
+            decided = decisions.collect(2, timeout=10)
+            decisions.settle()
+    assert letter.properties.headers[DEAD_LETTER_REASON_HEADER] == "poison"
+    assert letter.properties.headers["seq"] == 1
+    assert sorted(DecisionMessage.from_json(m.body).seq for m in decided) == [0, 2]

@@ -1,0 +1,88 @@
+"""The batch processor without a broker: deadlines, poison frames, and order of outcomes."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from classifier_worker.frames import Delivery
+from classifier_worker.metrics import WorkerMetrics
+from classifier_worker.model import CascadeModel
+from classifier_worker.processor import BatchProcessor, Decided, Rejected, Retry
+from classifier_worker.settings import WorkerSettings
+from sortline.messages import DeadLetterReason
+
+
+class FlakyModel:
+    """Wraps a real model: fails any batch holding a pure white frame, optionally slows every pass."""
+
+    def __init__(self, model: CascadeModel, delay_s: float = 0.0) -> None:
+        self.model = model
+        self.manifest = model.manifest
+        self.version = model.version
+        self.delay_s = delay_s
+
+    def predict(self, batch: np.ndarray):
+        time.sleep(self.delay_s)
+        if (batch.reshape(len(batch), -1).min(axis=1) > 2.0).any():  # white, after normalisation
+            raise RuntimeError("simulated kernel crash on this frame")
+        return self.model.predict(batch)
+
+    def decide(self, prediction):
+        return self.model.decide(prediction)
+
+
+def delivery(
+    tag: int, color: int, expiration: str | None = None, captured_ago_s: float = 0.0, count: int = 0
+):
+    body = cv2.imencode(".jpg", np.full((80, 80, 3), color, dtype=np.uint8))[1].tobytes()
+    headers = {"line_id": "l", "camera_id": "c", "seq": tag, "x-delivery-count": count,
+               "captured_at_ns": time.time_ns() - int(captured_ago_s * 1e9)}  # fmt: skip
+    return Delivery(tag, False, "frames.l.c", body, "image/jpeg", f"m{tag}", expiration, headers)
+
+
+@pytest.fixture
+def make_processor(tiny_model_dir: Path):
+    executor = ThreadPoolExecutor(2)
+
+    def make(delay_s: float = 0.0) -> BatchProcessor:
+        model = FlakyModel(CascadeModel.load(tiny_model_dir), delay_s)
+        settings = WorkerSettings(model=tiny_model_dir, metrics_port=0)
+        return BatchProcessor(model, settings, WorkerMetrics(CollectorRegistry()), executor)  # type: ignore[arg-type]
+
+    yield make
+    executor.shutdown()
+
+
+def test_outcomes_keep_the_order_of_deliveries(make_processor) -> None:
+    outcomes = make_processor().process([delivery(1, 10), delivery(2, 10), delivery(3, 10)])
+    assert [o.delivery.delivery_tag for o in outcomes] == [1, 2, 3]
+    assert all(isinstance(o, Decided) for o in outcomes)
+
+
+def test_a_frame_already_past_its_deadline_is_refused_before_decoding(make_processor) -> None:
+    (outcome,) = make_processor().process([delivery(1, 10, expiration="100", captured_ago_s=1.0)])
+    assert isinstance(outcome, Rejected) and outcome.reason is DeadLetterReason.EXPIRED
+
+
+def test_a_frame_whose_deadline_passes_during_inference_is_not_decided(make_processor) -> None:
+    outcomes = make_processor(delay_s=0.3).process([delivery(1, 10, expiration="150"), delivery(2, 10)])
+    assert isinstance(outcomes[0], Rejected) and outcomes[0].reason is DeadLetterReason.EXPIRED
+    assert isinstance(outcomes[1], Decided)
+
+
+def test_a_frame_that_breaks_inference_is_retried_alone_and_its_neighbours_decided(make_processor) -> None:
+    outcomes = make_processor().process([delivery(1, 10), delivery(2, 255), delivery(3, 10)])
+    assert isinstance(outcomes[0], Decided) and isinstance(outcomes[2], Decided)
+    assert isinstance(outcomes[1], Retry)
+
+
+def test_a_frame_that_broke_inference_on_earlier_deliveries_is_poison(make_processor) -> None:
+    (outcome,) = make_processor().process([delivery(1, 255, count=2)])
+    assert isinstance(outcome, Rejected) and outcome.reason is DeadLetterReason.POISON
