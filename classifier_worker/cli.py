@@ -27,7 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     model_dir = settings.model or DEFAULT_MODEL_DIR
     try:
-        model = CascadeModel.load(model_dir, intra_op_threads=settings.inference_threads)
+        model = CascadeModel.load(
+            model_dir, intra_op_threads=settings.inference_threads, device=settings.device
+        )
     except (ModelIntegrityError, ValueError, OSError) as error:
         print(f"classifier-worker: cannot load model from {model_dir}: {error}", file=sys.stderr)
         return 2

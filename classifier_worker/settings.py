@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -26,6 +27,10 @@ class WorkerSettings(SortlineSettings):
         ge=1,
         le=4096,
         description="Frames the broker may hand over before they are acked (keeps the model fed).",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="Where the model runs: cuda (GPU via onnxruntime-gpu), cpu, or auto (GPU if present).",
     )
     decode_threads: int = Field(
         2, ge=1, le=64, description="Threads decoding JPEGs (OpenCV releases the GIL)."
