@@ -34,6 +34,12 @@ class AgentMetrics:
             ["line", "camera"],
             registry=registry,
         )
+        self.buffered = Gauge(
+            "sortline_agent_buffered_frames",
+            "Frames captured and waiting to be published (grows while the broker is away).",
+            ["line", "camera"],
+            registry=registry,
+        )
         self.encode_seconds = Histogram(
             "sortline_agent_encode_seconds",
             "Time to encode one frame.",

@@ -33,6 +33,12 @@ class AgentSettings(SortlineSettings):
         description="A frame not decided within this many ms after capture is worthless: it expires in "
         "the queue and workers refuse it. 0 = no deadline.",
     )
+    buffer_frames: int = Field(
+        600,
+        ge=1,
+        le=1_000_000,
+        description="Frames held while the broker is slow or away; a live camera then drops the oldest.",
+    )
     metrics_port: int = Field(9101, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
     max_retry_seconds: float = Field(
         30.0, gt=0.0, le=3600.0, description="Longest wait between reconnect attempts to the broker."
