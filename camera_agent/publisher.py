@@ -22,6 +22,7 @@ from pika.exceptions import (
 )
 
 from sortline.backoff import backoff_delays
+from sortline.connection import connection_parameters
 from sortline.settings import redact_url
 from sortline.topology import FRAMES_EXCHANGE, declare_line
 
@@ -60,7 +61,7 @@ class FramePublisher:
 
     def _open(self) -> None:
         self.close()
-        parameters = pika.URLParameters(self._url)
+        parameters = connection_parameters(self._url, "camera-agent", self._line_id)
         self._connection = pika.BlockingConnection(parameters)
         self._channel = self._connection.channel()
         self._channel.confirm_delivery()

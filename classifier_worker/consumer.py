@@ -31,6 +31,7 @@ from classifier_worker.processor import BatchProcessor, Decided, Outcome, Prepar
 from classifier_worker.publishing import publish_dead_letter, publish_decision
 from classifier_worker.settings import WorkerSettings
 from sortline.backoff import backoff_delays
+from sortline.connection import connection_parameters
 from sortline.settings import redact_url
 from sortline.topology import declare_line
 
@@ -107,7 +108,9 @@ class FrameConsumer:
     def _connect(self) -> None:
         self._generation += 1
         self._outstanding = 0  # unacked frames of the old channel are back in the queue
-        self._connection = pika.BlockingConnection(pika.URLParameters(self._url))
+        self._connection = pika.BlockingConnection(
+            connection_parameters(self._url, "worker", self.settings.line_id)
+        )
         channel = self._connection.channel()
         channel.confirm_delivery()
         queue = declare_line(channel, self.settings.line_id)

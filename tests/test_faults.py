@@ -1,0 +1,110 @@
+"""Faults on the real broker: connections cut by RabbitMQ mid-stream lose nothing.
+
+Each test closes only its own process's connection (found by its ``connection_name``) with
+``rabbitmqctl close_connection``, so other tests and processes using the broker are unaffected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pika
+import pytest
+
+from sortline.topology import frames_queue
+from tests.broker_tools import decisions_tap, frame_headers, publish_raw, running_worker
+from tests.test_worker_broker import jpeg
+
+pytestmark = pytest.mark.broker
+
+RABBITMQCTL = shutil.which("rabbitmqctl")
+
+
+def close_connections_named(fragment: str) -> int:
+    """Close every broker connection whose name contains ``fragment``; returns how many."""
+    listing = subprocess.run(
+        [RABBITMQCTL, "list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    closed = 0
+    for line in listing.stdout.splitlines():
+        if fragment in line:
+            pid = line.split("\t", 1)[0]
+            subprocess.run(
+                [RABBITMQCTL, "close_connection", pid, "fault test"], capture_output=True, timeout=60
+            )
+            closed += 1
+    return closed
+
+
+needs_rabbitmqctl = pytest.mark.skipif(
+    RABBITMQCTL is None and not os.environ.get("CI"), reason="needs rabbitmqctl on this machine"
+)
+
+
+def queued_seqs(amqp_url: str, line_id: str) -> list[int]:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    seqs = []
+    while (message := channel.basic_get(frames_queue(line_id), auto_ack=True))[0] is not None:
+        seqs.append(message[1].headers["seq"])
+    connection.close()
+    return seqs
+
+
+@needs_rabbitmqctl
+def test_agent_resends_unconfirmed_frames_after_its_connection_is_cut(
+    amqp_url, line_id, sample_images, tmp_path
+):
+    folder = tmp_path / "replay"
+    folder.mkdir()
+    for index in range(150):
+        shutil.copy(sample_images[index % len(sample_images)], folder / f"{index:04d}.jpg")
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "camera_agent.cli", "--source", str(folder), "--line-id", line_id,
+         "--fps", "60", "--metrics-port", "0", "--log-level", "WARNING"],
+        env={**os.environ, "AMQP_URL": amqp_url}, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)
+        assert close_connections_named(f"sortline-camera-agent line={line_id}") == 1
+        assert agent.wait(timeout=60) == 0
+    finally:
+        agent.kill()
+    assert "lost the broker" in agent.stderr.read()
+    seqs = queued_seqs(amqp_url, line_id)
+    assert sorted(set(seqs)) == list(range(150))  # nothing lost
+    assert len(seqs) - len(set(seqs)) <= 1  # at most the one frame in flight at the cut is sent twice
+
+
+@needs_rabbitmqctl
+def test_worker_reconnects_and_every_frame_is_decided(amqp_url, line_id, tiny_model_dir):
+    total = 300
+    publish_raw(
+        amqp_url, line_id, [(jpeg((0, 90, 0)), frame_headers(line_id, i), "image/jpeg") for i in range(total)]
+    )
+    with (
+        decisions_tap(amqp_url, line_id) as decisions,
+        running_worker(amqp_url, line_id, tiny_model_dir, max_batch=8) as worker,
+    ):
+        decisions.collect(30, timeout=30)
+        assert close_connections_named(f"sortline-worker line={line_id}") == 1
+        deadline = time.monotonic() + 60
+        while len({json.loads(m.body)["seq"] for m in decisions.received}) < total:
+            assert time.monotonic() < deadline, "not every frame was decided after the reconnect"
+            decisions.collect(len(decisions.received) + 1, timeout=1)
+        decisions.settle()
+        assert worker.consumer.ready.is_set()
+    bodies = [json.loads(m.body) for m in decisions.received]
+    counts = Counter(b["seq"] for b in bodies)
+    duplicated = {seq for seq, n in counts.items() if n > 1}
+    assert set(counts) == set(range(total))
+    # A frame decided twice must be one the broker redelivered, and its second decision says so.
+    for seq in duplicated:
+        assert any(b["redelivered"] for b in bodies if b["seq"] == seq)
