@@ -41,6 +41,9 @@ test: $(ALL_STAMP)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 
+bench: $(ALL_STAMP)
+	$(BIN)/python -m bench
+
 train: $(ALL_STAMP)
 	$(BIN)/trainer train --data ../shared/datasets/trashnet ../shared/datasets/garbage12 --out models/default
 
