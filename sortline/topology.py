@@ -21,6 +21,12 @@ MODEL_EVENTS_EXCHANGE: Final = "sortline.models"
 #: A frame that crashed decoding or inference this many times is dead-lettered by the broker.
 FRAME_DELIVERY_LIMIT: Final = 5
 
+#: Backpressure: a line's queue holds at most this many frames; beyond it the OLDEST is dropped
+#: (and dead-lettered with reason ``maxlen``), because a fresh frame beats an old one. At 100
+#: frames/s per line this is 50 s of backlog, longer than any useful deadline. Operators can lower
+#: it with a RabbitMQ policy (the smaller of policy and argument applies).
+FRAME_QUEUE_MAX_LENGTH: Final = 5000
+
 
 def frames_routing_key(line_id: str, camera_id: str) -> str:
     return f"frames.{line_id}.{camera_id}"
@@ -36,11 +42,13 @@ def frames_queue(line_id: str) -> str:
 
 
 def frames_queue_arguments() -> dict[str, Any]:
-    """Quorum queue (replicated, delivery limit) that dead-letters to the contract's DLX."""
+    """Quorum queue (replicated, delivery limit, bounded, drop-oldest) that dead-letters to the DLX."""
     return {
         "x-queue-type": "quorum",
         "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
         "x-delivery-limit": FRAME_DELIVERY_LIMIT,
+        "x-max-length": FRAME_QUEUE_MAX_LENGTH,
+        "x-overflow": "drop-head",
     }
 
 
@@ -49,6 +57,8 @@ def declare_exchanges(channel: BlockingChannel) -> None:
     for name in (FRAMES_EXCHANGE, DECISIONS_EXCHANGE, DEAD_LETTER_EXCHANGE):
         channel.exchange_declare(exchange=name, exchange_type="topic", durable=True)
     channel.exchange_declare(exchange=MODEL_EVENTS_EXCHANGE, exchange_type="fanout", durable=True)
+    # Bounded by the operator's policy (deploy/), not by arguments: changing a queue's arguments
+    # later makes every declaration fail with PRECONDITION_FAILED.
     channel.queue_declare(queue=DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
     channel.queue_bind(queue=DEAD_LETTER_QUEUE, exchange=DEAD_LETTER_EXCHANGE, routing_key="#")
 

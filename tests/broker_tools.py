@@ -125,12 +125,18 @@ def publish_raw(
     line_id: str,
     messages: list[tuple[bytes, dict[str, Any] | None, str | None]],
     camera_id: str = "cam-1",
+    confirm: bool = True,
 ) -> None:
-    """Publish (body, headers, content_type) triples to a line, confirmed, bypassing the agent."""
+    """Publish (body, headers, content_type) triples to a line, bypassing the agent.
+
+    With ``confirm`` each publish waits for the broker; without, they are sent in a burst and the
+    connection is closed only after a final round trip, so they have all reached the broker.
+    """
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = connection.channel()
-        channel.confirm_delivery()
+        if confirm:
+            channel.confirm_delivery()
         declare_line(channel, line_id)
         for index, (body, headers, content_type) in enumerate(messages):
             channel.basic_publish(
@@ -138,8 +144,11 @@ def publish_raw(
                 frames_routing_key(line_id, camera_id),
                 body,
                 pika.BasicProperties(content_type=content_type, headers=headers, message_id=f"m{index}"),
-                mandatory=True,
+                mandatory=confirm,
             )
+        if not confirm:
+            # A synchronous call after the burst: the broker answers it only after reading them all.
+            declare_line(channel, line_id)
     finally:
         connection.close()
 

@@ -108,3 +108,28 @@ def test_worker_reconnects_and_every_frame_is_decided(amqp_url, line_id, tiny_mo
     # A frame decided twice must be one the broker redelivered, and its second decision says so.
     for seq in duplicated:
         assert any(b["redelivered"] for b in bodies if b["seq"] == seq)
+
+
+def test_a_full_line_queue_drops_its_oldest_frames_to_the_dead_letters(amqp_url, line_id):
+    from sortline.topology import FRAME_QUEUE_MAX_LENGTH
+    from tests.broker_tools import dead_letter_tap
+
+    extra = 7
+    body = jpeg((5, 5, 5))
+    with dead_letter_tap(amqp_url, line_id) as dead:
+        publish_raw(
+            amqp_url,
+            line_id,
+            [(body, frame_headers(line_id, i), "image/jpeg") for i in range(FRAME_QUEUE_MAX_LENGTH + extra)],
+            confirm=False,  # thousands of confirms would dominate the test; the queue depth is checked
+        )
+        dropped = dead.collect(extra, timeout=20)
+        dead.settle()
+    assert [m.properties.headers["seq"] for m in dropped] == list(range(extra))  # the oldest went first
+    assert all(m.properties.headers["x-death"][0]["reason"] == "maxlen" for m in dropped)
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    depth = channel.queue_declare(frames_queue(line_id), passive=True).method.message_count
+    _method, properties, _body = channel.basic_get(frames_queue(line_id), auto_ack=True)
+    connection.close()
+    assert depth == FRAME_QUEUE_MAX_LENGTH and properties.headers["seq"] == extra
