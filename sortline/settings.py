@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
@@ -37,10 +38,27 @@ class SortlineSettings(BaseSettings):
         description="RabbitMQ URL, amqp:// or amqps:// (env SORTLINE_AMQP_URL or AMQP_URL). "
         "Never logged with its password.",
     )
+    amqp_url_file: Path | None = Field(
+        None,
+        description="File holding the broker URL (a Docker or Kubernetes secret); overrides --amqp-url.",
+    )
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 disables it."
     )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Logging level.")
+
+    @model_validator(mode="after")
+    def _read_url_file(self) -> SortlineSettings:
+        """Secrets arrive as files in containers; read it here so no entrypoint has to export it."""
+        if self.amqp_url_file is not None:
+            try:
+                url = self.amqp_url_file.read_text().strip()
+            except OSError as error:
+                raise ValueError(f"cannot read {self.amqp_url_file}: {error.strerror}") from None
+            if not url.startswith(("amqp://", "amqps://")):
+                raise ValueError(f"{self.amqp_url_file} does not hold an amqp:// or amqps:// URL")
+            self.amqp_url = SecretStr(url)
+        return self
 
 
 def redact_url(url: str) -> str:
@@ -61,8 +79,9 @@ def parse_cli(settings_class: type[S], argv: Sequence[str] | None, prog: str) ->
         )
     except ValidationError as error:
         for problem in error.errors():
-            field = "--" + "-".join(str(p) for p in problem["loc"]).replace("_", "-")
-            print(f"{prog}: {field}: {problem['msg']}", file=sys.stderr)
+            where = "-".join(str(p) for p in problem["loc"]).replace("_", "-")
+            prefix = f"--{where}: " if where else ""
+            print(f"{prog}: {prefix}{problem['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
