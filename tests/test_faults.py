@@ -133,3 +133,43 @@ def test_a_full_line_queue_drops_its_oldest_frames_to_the_dead_letters(amqp_url,
     _method, properties, _body = channel.basic_get(frames_queue(line_id), auto_ack=True)
     connection.close()
     assert depth == FRAME_QUEUE_MAX_LENGTH and properties.headers["seq"] == extra
+
+
+def test_no_frame_is_decided_after_its_deadline(amqp_url, line_id, tiny_model_dir):
+    """A slow worker facing frames with a 150 ms deadline: late ones are dead-lettered, never decided."""
+    from classifier_worker.model import CascadeModel
+    from tests.broker_tools import dead_letter_tap
+    from tests.test_processor import FlakyModel
+
+    total, deadline_ms = 40, 150
+    slow = FlakyModel(CascadeModel.load(tiny_model_dir), delay_s=0.08)
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    with (
+        decisions_tap(amqp_url, line_id) as decided,
+        dead_letter_tap(amqp_url, line_id) as dead,
+        running_worker(amqp_url, line_id, tiny_model_dir, model=slow, max_batch=2, prefetch=4),
+    ):
+        for seq in range(total):
+            headers = frame_headers(line_id, seq)
+            properties = pika.BasicProperties(
+                content_type="image/jpeg",
+                headers=headers,
+                message_id=f"d{seq}",
+                expiration=str(deadline_ms),
+            )
+            channel.basic_publish("sortline.frames", f"frames.{line_id}.cam-1", jpeg((0, 50, 0)), properties)
+        deadline = time.monotonic() + 30
+        while len(decided.received) + len(dead.received) < total and time.monotonic() < deadline:
+            decided.collect(len(decided.received) + 1, timeout=0.1)
+            dead.collect(len(dead.received) + 1, timeout=0.1)
+    connection.close()
+    latencies = [json.loads(m.body)["latency_ms"] for m in decided.received]
+    reasons = [
+        m.properties.headers.get("x-sortline-reason") or m.properties.headers["x-death"][0]["reason"]
+        for m in dead.received
+    ]
+    assert len(latencies) + len(reasons) == total
+    assert latencies and reasons  # the slow worker decided some frames in time and not others
+    assert max(latencies) <= deadline_ms
+    assert set(reasons) == {"expired"}
