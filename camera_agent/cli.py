@@ -36,7 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.metrics_port:
         start_http_server(settings.metrics_port, registry=registry)
     publisher = FramePublisher(
-        settings.amqp_url.get_secret_value(), settings.line_id, stop, settings.max_retry_seconds
+        settings.amqp_url.get_secret_value(),
+        settings.line_id,
+        stop,
+        settings.max_retry_seconds,
+        settings.tls_files(),
     )
     try:
         publisher.connect()

@@ -22,7 +22,7 @@ from pika.exceptions import (
 )
 
 from sortline.backoff import backoff_delays
-from sortline.connection import connection_parameters
+from sortline.connection import TlsFiles, connection_parameters
 from sortline.settings import redact_url
 from sortline.topology import FRAMES_EXCHANGE, declare_line
 
@@ -36,8 +36,16 @@ class BrokerConfigError(Exception):
 class FramePublisher:
     """Blocking, confirmed publisher to ``sortline.frames``; one per agent thread."""
 
-    def __init__(self, url: str, line_id: str, stop: threading.Event, max_retry_seconds: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        line_id: str,
+        stop: threading.Event,
+        max_retry_seconds: float,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self._url = url
+        self._tls = tls
         self._line_id = line_id
         self._stop = stop
         self._max_retry = max_retry_seconds
@@ -61,7 +69,7 @@ class FramePublisher:
 
     def _open(self) -> None:
         self.close()
-        parameters = connection_parameters(self._url, "camera-agent", self._line_id)
+        parameters = connection_parameters(self._url, "camera-agent", self._line_id, self._tls)
         self._connection = pika.BlockingConnection(parameters)
         self._channel = self._connection.channel()
         self._channel.confirm_delivery()

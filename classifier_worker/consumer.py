@@ -109,7 +109,7 @@ class FrameConsumer:
         self._generation += 1
         self._outstanding = 0  # unacked frames of the old channel are back in the queue
         self._connection = pika.BlockingConnection(
-            connection_parameters(self._url, "worker", self.settings.line_id)
+            connection_parameters(self._url, "worker", self.settings.line_id, self.settings.tls_files())
         )
         channel = self._connection.channel()
         channel.confirm_delivery()

@@ -58,6 +58,24 @@ class TrainingRecord(BaseModel):
     duration_s: float | None = None
 
 
+class ModelVariant(BaseModel):
+    """Another encoding of the same model (e.g. int8), next to ``onnx_file``; optional.
+
+    Workers serve ``onnx_file``; a variant is there for runtimes or boxes that prefer it, with the
+    figures that say what it costs. Its bytes are checked like the main file's (``variant_path``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    file: str = Field(min_length=1, description="File name inside the model directory.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    description: str = ""
+    accuracy_delta: float | None = Field(
+        None, description="Material accuracy of the variant minus that of onnx_file, on validation."
+    )
+    figures: dict[str, Any] = Field(default_factory=dict, description="Validation and speed figures.")
+
+
 class ModelManifest(BaseModel):
     """manifest.json of a model directory."""
 
@@ -75,6 +93,9 @@ class ModelManifest(BaseModel):
     thresholds: CascadeThresholds = CascadeThresholds()
     training: TrainingRecord = TrainingRecord()
     validation: dict[str, Any] = Field(default_factory=dict, description="Figures on validation.")
+    variants: dict[str, ModelVariant] = Field(
+        default_factory=dict, description="Optional other encodings of the model, e.g. 'int8'."
+    )
 
 
 class ModelIntegrityError(Exception):
@@ -105,3 +126,18 @@ def load_manifest(model_dir: Path, *, verify: bool = True) -> ModelManifest:
             f"{onnx_path} has sha256 {actual}, manifest says {manifest.onnx_sha256}; refusing to load"
         )
     return manifest
+
+
+def variant_path(model_dir: Path, manifest: ModelManifest, name: str, *, verify: bool = True) -> Path:
+    """Path of a named variant's file, after checking that it exists and matches its sha256."""
+    if name not in manifest.variants:
+        raise ModelIntegrityError(f"model {manifest.version} has no variant {name!r}")
+    variant = manifest.variants[name]
+    path = model_dir / variant.file
+    if not path.is_file():
+        raise ModelIntegrityError(f"{path} is missing")
+    if verify and (actual := sha256_of(path)) != variant.sha256:
+        raise ModelIntegrityError(
+            f"{path} has sha256 {actual}, manifest says {variant.sha256}; refusing to load"
+        )
+    return path

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sortline.connection import TlsFiles
+
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
 
 S = TypeVar("S", bound=BaseSettings)
@@ -42,6 +44,12 @@ class SortlineSettings(BaseSettings):
         None,
         description="File holding the broker URL (a Docker or Kubernetes secret); overrides --amqp-url.",
     )
+    tls_ca_file: Path | None = Field(
+        None,
+        description="CA bundle that signed the broker's certificate (amqps://); default: the system's CAs.",
+    )
+    tls_cert_file: Path | None = Field(None, description="Client certificate for mutual TLS (amqps://).")
+    tls_key_file: Path | None = Field(None, description="Private key of --tls-cert-file.")
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 disables it."
     )
@@ -59,6 +67,9 @@ class SortlineSettings(BaseSettings):
                 raise ValueError(f"{self.amqp_url_file} does not hold an amqp:// or amqps:// URL")
             self.amqp_url = SecretStr(url)
         return self
+
+    def tls_files(self) -> TlsFiles:
+        return TlsFiles(self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
 
 
 def redact_url(url: str) -> str:
