@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--latency-fps", type=float, help="Publish rate of (c). Default: 50%% of (b)'s decisions/s."
     )
+    parser.add_argument(
+        "--worker-args",
+        default="",
+        help="Extra flags for every worker process, one quoted string, e.g. "
+        "--worker-args='--inference-threads 1 --max-batch 32'. Default: none (the worker's defaults).",
+    )
     parser.add_argument("--naive-seconds", type=float, help="Length of (d). Default 20 (quick 6).")
     return parser
 
@@ -85,6 +91,7 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
         "latency_seconds": args.latency_seconds or (6.0 if args.quick else 15.0),
         "latency_fps": args.latency_fps,
         "naive_seconds": args.naive_seconds or (6.0 if args.quick else 20.0),
+        "worker_args": shlex.split(args.worker_args),
         "skip": sorted(set(args.skip) | ({"multi-worker"} if args.workers_max < 2 else set())),
         "amqp_url": redact_url(args.amqp_url),
     }
@@ -134,7 +141,7 @@ class Runner:
         task = progress.add_task(label, total=count)
         return measure_throughput(
             self.args.amqp_url, self.args.model, self.frames, count, workers,
-            lambda n: progress.update(task, completed=n),
+            lambda n: progress.update(task, completed=n), tuple(self.settings["worker_args"]),
         )  # fmt: skip
 
     def pipeline(self, progress: Progress, _results: dict) -> dict:
@@ -151,7 +158,7 @@ class Runner:
         task = progress.add_task(f"(c) latency at {fps:.1f} fps", total=int(fps * seconds))
         return measure_latency(
             self.args.amqp_url, self.args.model, self.frames, fps, seconds,
-            lambda n: progress.update(task, completed=n),
+            lambda n: progress.update(task, completed=n), tuple(self.settings["worker_args"]),
         )  # fmt: skip
 
     def multi_worker(self, progress: Progress, _results: dict) -> dict:

@@ -75,6 +75,7 @@ def measure_throughput(
     count: int,
     workers: int = 1,
     progress: Progress = lambda _: None,
+    worker_args: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Pre-fill a fresh line with ``count`` frames, start ``workers`` workers, time the decisions."""
     line_id = new_line_id()
@@ -83,7 +84,9 @@ def measure_throughput(
     batch = cycle(frames, count)
     try:
         prefill(amqp_url, line_id, batch)
-        processes = [WorkerProcess(amqp_url, line_id, model_dir).start() for _ in range(workers)]
+        processes = [
+            WorkerProcess(amqp_url, line_id, model_dir, list(worker_args)).start() for _ in range(workers)
+        ]
         wait_for(tap, processes, 1, progress)
         cpu_first = sum(p.cpu_seconds() for p in processes)
         wait_for(tap, processes, count, progress)
@@ -163,11 +166,12 @@ def measure_latency(
     fps: float,
     seconds: float,
     progress: Progress = lambda _: None,
+    worker_args: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """A warm worker, frames published at ``fps`` for ``seconds``; capture-to-decision percentiles."""
     line_id = new_line_id()
     tap = DecisionTap(amqp_url, line_id)
-    worker = WorkerProcess(amqp_url, line_id, model_dir)
+    worker = WorkerProcess(amqp_url, line_id, model_dir, list(worker_args))
     published: dict[str, Any] = {"published": 0}
     try:
         connection = connect(amqp_url)

@@ -20,8 +20,8 @@ def test_bench_tiny_run_reports_every_section_with_positive_numbers(amqp_url, ti
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "bench", "--model", str(tiny_model_dir), "--frames", "60", "--quick",
-         "--batch-sizes", "1,8", "--point-seconds", "0.2", "--latency-seconds", "2",
-         "--latency-fps", "50", "--naive-seconds", "1", "--json-out", str(out)],
+         "--batch-sizes", "1,8", "--point-seconds", "0.2", "--latency-seconds", "1.5",
+         "--latency-fps", "50", "--naive-seconds", "0.5", "--json-out", str(out)],
         cwd=REPO, env={**os.environ, "AMQP_URL": amqp_url}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     elapsed = time.monotonic() - started
