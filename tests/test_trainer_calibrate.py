@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from sortline.labels import MATERIALS
-from trainer.calibrate import balanced_accuracy, material_threshold, organic_threshold
+from trainer.calibrate import (
+    balanced_accuracy,
+    calibrate_cascade,
+    material_threshold,
+    organic_threshold,
+    organic_threshold_for_purity,
+)
+from trainer.evaluate import compute_metrics, decide_all
 
 
 def test_organic_threshold_separates_separable_scores() -> None:
@@ -60,3 +67,50 @@ def test_material_threshold_respects_the_abstention_cap() -> None:
     assert threshold <= 0.6
     assert info["target_reached"] is False
     assert info["low_confidence_fraction"] == 0.0
+
+
+def test_organic_threshold_maximises_recovery_at_target_purity() -> None:
+    # 40 organic items, 60 others; one other scores among the organic ones
+    organic = np.linspace(0.55, 0.99, 40)
+    others = np.concatenate([np.linspace(0.01, 0.4, 59), [0.9]])
+    p = np.concatenate([organic, others])
+    positive = np.array([True] * 40 + [False] * 60)
+    threshold, info = organic_threshold_for_purity(p, positive, target_purity=0.97)
+    taken = p >= threshold
+    purity = (taken & positive).sum() / taken.sum()
+    assert purity >= 0.97
+    assert info["target_reached"] is True
+    # the best achievable: keep one intruder (purity 40/41 > 0.97) and every organic item
+    assert info["recovery"] == 1.0
+    assert 0.4 < threshold <= 0.55
+
+
+def test_organic_threshold_falls_back_when_purity_is_out_of_reach() -> None:
+    p = np.array([0.7, 0.9, 0.85, 0.6])  # the two highest scores are not organic
+    positive = np.array([True, False, False, True])
+    _, info = organic_threshold_for_purity(p, positive, target_purity=0.97)
+    assert info["target_reached"] is False
+
+
+def test_calibrated_cascade_keeps_every_bin_at_target_purity() -> None:
+    rng = np.random.default_rng(0)
+    labels, rows, p = [], [], []
+    for k, material in enumerate(MATERIALS):
+        for _ in range(40):
+            wrong = rng.random() < 0.1  # 10% confidently-ish wrong, at lower confidence
+            called = MATERIALS[(k + 1) % len(MATERIALS)] if wrong else material
+            rows.append(probs_for(called, 0.5 if wrong else 0.9))
+            labels.append(material)
+            p.append(0.05)
+    for _ in range(30):
+        labels.append("organic")
+        rows.append(probs_for("paper", 0.5))
+        p.append(0.9)
+    thresholds, info = calibrate_cascade(labels, np.array(p), np.array(rows), target_purity=0.97)
+    metrics = compute_metrics(
+        labels, np.array(p), np.array(rows), decide_all(np.array(p), np.array(rows), thresholds)
+    )
+    purities = [f["purity"] for f in metrics["per_bin"].values() if f["purity"] is not None]
+    assert min(purities[:-1]) >= 0.97  # every bin but residual
+    assert 0.5 < thresholds.material_min_confidence <= 0.9
+    assert info["material_min_confidence"]["target_reached"] is True

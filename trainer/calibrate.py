@@ -77,3 +77,60 @@ def material_threshold(
         "worst_recyclable_bin_purity": chosen[1],
         "low_confidence_fraction": chosen[2],
     }
+
+
+def organic_threshold_for_purity(
+    p_organic: np.ndarray, is_organic: np.ndarray, *, target_purity: float = 0.97
+) -> tuple[float, dict[str, Any]]:
+    """The stage-1 threshold with the best organic recovery while the organic bin stays pure enough.
+
+    Among thresholds reaching ``target_purity`` with the highest recovery, the one with the best
+    balanced accuracy (the middle one on ties) is taken, so the threshold sits inside the gap
+    between organic and non-organic scores rather than on its edge. Without any threshold reaching
+    the target, the best balanced accuracy is used and the manifest says so.
+    """
+    positive = np.asarray(is_organic, dtype=bool)
+    scores = np.asarray(p_organic, dtype=np.float64)
+    if positive.all() or not positive.any():
+        return DEFAULT_ORGANIC_THRESHOLD, {"method": "default: calibration data lacks one stage-1 class"}
+    values = np.unique(scores)
+    candidates = np.concatenate([[values[0] / 2], (values[:-1] + values[1:]) / 2, [(values[-1] + 1) / 2]])
+    predicted = scores[None, :] >= candidates[:, None]
+    hits = (predicted & positive[None, :]).sum(axis=1)
+    taken = predicted.sum(axis=1)
+    purity = np.where(taken > 0, hits / np.maximum(taken, 1), 1.0)
+    recovery = hits / positive.sum()
+    feasible = np.flatnonzero((purity >= target_purity) & (taken > 0))
+    if not len(feasible):
+        threshold, info = organic_threshold(scores, positive)
+        return threshold, {**info, "target_purity": target_purity, "target_reached": False}
+    best = feasible[recovery[feasible] == recovery[feasible].max()]
+    balanced = np.array([balanced_accuracy(scores, positive, float(candidates[i])) for i in best])
+    top = best[balanced == balanced.max()]
+    chosen = int(top[len(top) // 2])
+    return float(candidates[chosen]), {
+        "method": "max organic recovery with purity >= target",
+        "target_purity": target_purity,
+        "target_reached": True,
+        "purity": float(purity[chosen]),
+        "recovery": float(recovery[chosen]),
+        "balanced_accuracy": float(balanced.max()),
+    }
+
+
+def calibrate_cascade(
+    labels: Sequence[str],
+    p_organic: np.ndarray,
+    material_probs: np.ndarray,
+    *,
+    target_purity: float = 0.97,
+    max_abstain: float = 0.25,
+) -> tuple[CascadeThresholds, dict[str, Any]]:
+    """Both thresholds: stage 1 for organic recovery at target purity, then the abstain threshold."""
+    is_organic = np.array([label == "organic" for label in labels])
+    organic, organic_info = organic_threshold_for_purity(p_organic, is_organic, target_purity=target_purity)
+    material, material_info = material_threshold(
+        labels, p_organic, material_probs, organic, target_purity=target_purity, max_abstain=max_abstain
+    )
+    thresholds = CascadeThresholds(organic=round(organic, 6), material_min_confidence=material)
+    return thresholds, {"organic_threshold": organic_info, "material_min_confidence": material_info}

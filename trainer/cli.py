@@ -45,34 +45,86 @@ def _common(parser: argparse.ArgumentParser, *, data_help: str) -> None:
 
 def _train_parser(sub: Any) -> None:
     """``trainer train`` flags."""
-    p = sub.add_parser("train", help="Train heads on a frozen backbone, calibrate, export ONNX + manifest.")
+    p = sub.add_parser(
+        "train",
+        help="Fine-tune (or train heads on) EfficientNet-Lite0, calibrate, export ONNX (+int8) + manifest.",
+        description="Train a cascade model. Under torchrun (--nproc-per-node N) training is data-parallel.",
+    )
     _common(p, data_help="Labelled data folders DIR/<label>/*.jpg; several are combined.")
     p.add_argument(
         "--out", type=Path, required=True, help="Model directory to write (model.onnx, manifest.json)."
     )
     p.add_argument(
+        "--mode",
+        choices=["finetune", "heads"],
+        default="finetune",
+        help="'finetune': train the whole network on augmented images (default); "
+        "'heads': frozen backbone, MLP heads on cached features (fast, less accurate).",
+    )
+    p.add_argument(
         "--val-fraction", type=_fraction, default=0.15, help="Validation share per label (default 0.15)."
     )
+    p.add_argument("--seed", type=int, default=0, help="Seed of initialisation and shuffling (default 0).")
+    p.add_argument("--epochs", type=_positive, default=None, help="Epochs (default: 7 finetune, 60 heads).")
     p.add_argument(
-        "--seed", type=int, default=0, help="Seed of head initialisation and shuffling (default 0)."
-    )
-    p.add_argument(
-        "--epochs", type=_positive, default=60, help="Epochs over the cached features (default 60)."
-    )
-    p.add_argument(
-        "--batch-size", type=_positive, default=256, help="Head-training batch size (default 256)."
+        "--batch-size", type=_positive, default=None, help="Batch size (default: 32 finetune, 256 heads)."
     )
     p.add_argument(
         "--hidden",
         type=int,
         default=512,
-        help="Hidden units of each head's MLP; 0 for linear heads (default 512).",
+        help="heads mode: hidden units of each head's MLP; 0 for linear heads (default 512).",
     )
     p.add_argument(
         "--cache-dir",
         type=Path,
-        default=Path(".cache/features"),
-        help="Feature cache (default .cache/features).",
+        default=None,
+        help="Cache folder (default .cache/images for finetune, .cache/features for heads).",
+    )
+    _finetune_flags(p)
+
+
+def _finetune_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of ``--mode finetune`` only."""
+    g = p.add_argument_group("finetune mode")
+    g.add_argument(
+        "--image-size", type=_positive, default=160, help="Training resolution of early epochs (160)."
+    )
+    g.add_argument(
+        "--final-epochs",
+        type=int,
+        default=1,
+        help="Last epochs trained at the served input size, 224 (default 1).",
+    )
+    g.add_argument("--lr", type=float, default=4e-4, help="Backbone peak learning rate (default 4e-4).")
+    g.add_argument("--head-lr", type=float, default=2e-3, help="Heads' peak learning rate (default 2e-3).")
+    g.add_argument("--label-smoothing", type=float, default=0.1, help="Stage-2 label smoothing (0.1).")
+    g.add_argument(
+        "--patience",
+        type=_positive,
+        default=4,
+        help="Stop after this many epochs without a better calibration-subset score (default 4).",
+    )
+    g.add_argument(
+        "--calib-fraction",
+        type=_fraction,
+        default=0.1,
+        help="Share of the training side held out for model selection and thresholds (default 0.1).",
+    )
+    g.add_argument(
+        "--run-dir", type=Path, default=Path("runs/finetune"), help="Checkpoints (default runs/finetune)."
+    )
+    g.add_argument("--resume", action="store_true", help="Continue from RUN_DIR/last.pt if it exists.")
+    g.add_argument(
+        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), or a torch device like cuda:1."
+    )
+    g.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default.")
+    g.add_argument("--no-int8", dest="int8", action="store_false", help="Skip the int8 ONNX variant.")
+    g.add_argument(
+        "--speed-seconds",
+        type=float,
+        default=4.0,
+        help="Seconds per fp32/int8 throughput measurement and batch size (default 4).",
     )
 
 
@@ -99,6 +151,16 @@ def _evaluate_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--batch-size", type=_positive, default=32, help="Images per inference batch (default 32)."
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="Also write report.json, PNG plots (confusion matrices, stage-1 ROC/PR, purity vs recovery, "
+        "worst mistakes) and summary.md into DIR.",
+    )
+    p.add_argument(
+        "--variant", default=None, help="Evaluate a variant listed in the manifest (e.g. int8) instead."
     )
 
 
@@ -143,10 +205,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_train(args: argparse.Namespace, command: str) -> int:
     """Heavy imports (torch, timm) happen here, so ``--help`` and argument errors stay fast."""
+    if args.mode == "finetune":
+        return _run_finetune(args, command)
+    from trainer.features import DEFAULT_CACHE_DIR
     from trainer.heads import HeadConfig
     from trainer.train import TrainConfig, run
 
-    heads = HeadConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, hidden=args.hidden)
+    heads = HeadConfig(
+        epochs=args.epochs or 60, batch_size=args.batch_size or 256, seed=args.seed, hidden=args.hidden
+    )
     cfg = TrainConfig(
         data=args.data,
         out=args.out,
@@ -154,10 +221,48 @@ def _run_train(args: argparse.Namespace, command: str) -> int:
         val_fraction=args.val_fraction,
         head_config=heads,
         workers=args.workers,
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
     )
     manifest = run(cfg)
     print(f"wrote {args.out} ({manifest.version})")
+    return 0
+
+
+def _run_finetune(args: argparse.Namespace, command: str) -> int:
+    from trainer.finetune import FinetuneConfig
+    from trainer.imagecache import DEFAULT_CACHE_DIR
+    from trainer.train_finetune import FinetuneRun, run
+
+    cfg = FinetuneConfig(
+        epochs=args.epochs or 7,
+        image_size=args.image_size,
+        final_epochs=args.final_epochs,
+        batch_size=args.batch_size or 32,
+        lr=args.lr,
+        head_lr=args.head_lr,
+        label_smoothing=args.label_smoothing,
+        patience=args.patience,
+        seed=args.seed,
+    )
+    job = FinetuneRun(
+        data=args.data,
+        out=args.out,
+        command=command.replace(" --resume", ""),  # resuming does not change the result
+        finetune=cfg,
+        val_fraction=args.val_fraction,
+        calib_fraction=args.calib_fraction,
+        run_dir=args.run_dir,
+        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+        resume=args.resume,
+        device=args.device,
+        threads=args.threads,
+        workers=args.workers,
+        int8=args.int8,
+        speed_seconds=args.speed_seconds,
+    )
+    manifest = run(job)
+    if manifest is not None:
+        print(f"wrote {args.out} ({manifest.version})")
     return 0
 
 

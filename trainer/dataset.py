@@ -67,9 +67,9 @@ def scan(data_dirs: Iterable[Path]) -> list[Sample]:
     return samples
 
 
-def split_hash(key: str) -> str:
-    """Stable per-file hash that orders files for the validation split."""
-    return hashlib.sha1(key.encode("utf-8")).hexdigest()
+def split_hash(key: str, salt: str = "") -> str:
+    """Stable per-file hash that orders files for a split; ``salt`` gives an independent order."""
+    return hashlib.sha1((salt + key).encode("utf-8")).hexdigest()
 
 
 def validation_count(n: int, fraction: float) -> int:
@@ -79,11 +79,12 @@ def validation_count(n: int, fraction: float) -> int:
     return min(n - 1, max(1, round(n * fraction)))
 
 
-def split(samples: Sequence[Sample], fraction: float) -> tuple[list[Sample], list[Sample]]:
+def split(samples: Sequence[Sample], fraction: float, salt: str = "") -> tuple[list[Sample], list[Sample]]:
     """(train, validation), stratified by label and source folder.
 
     Within each ``<dataset-folder-name>/<label>`` group the files with the smallest hashes go to
-    validation, so both sources are represented in every label's validation share.
+    validation, so both sources are represented in every label's validation share. A ``salt``
+    (e.g. ``"calibration/"``) carves a further, independent held-out part from the training side.
     """
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"validation fraction must be within [0, 1), got {fraction}")
@@ -92,7 +93,7 @@ def split(samples: Sequence[Sample], fraction: float) -> tuple[list[Sample], lis
         by_label.setdefault(sample.key.rsplit("/", 1)[0], []).append(sample)
     val_keys: set[str] = set()
     for group in by_label.values():
-        ranked = sorted(group, key=lambda s: split_hash(s.key))
+        ranked = sorted(group, key=lambda s: split_hash(s.key, salt))
         val_keys.update(s.key for s in ranked[: validation_count(len(group), fraction)])
     train = [s for s in samples if s.key not in val_keys]
     val = [s for s in samples if s.key in val_keys]

@@ -1,0 +1,98 @@
+"""Fine-tuning loop: resumable checkpoints, data-parallel training under torchrun (gloo, 2 CPU processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.finetune_support import SIZE, SPEC, fingerprint, tiny_data, tiny_trainer
+from trainer import checkpoint
+from trainer.augment import make_batch
+from trainer.distributed import DistInfo, shard
+from trainer.finetune import lr_lambda
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_resume_continues_exactly_where_a_run_stopped(tmp_path: Path) -> None:
+    straight = tiny_trainer(tmp_path / "straight", epochs=2)
+    straight.fit()
+
+    first = tiny_trainer(tmp_path / "split", epochs=2)
+    first.fit(until=1)  # a run stopped after epoch 1 ...
+    resumed = tiny_trainer(tmp_path / "split", epochs=2)
+    state = checkpoint.load(tmp_path / "split" / checkpoint.LAST)
+    assert state is not None and state["run"]["epoch"] == 1
+    resumed.restore(state)  # ... and continued
+    resumed.fit()
+
+    last_straight = checkpoint.load(tmp_path / "straight" / checkpoint.LAST)
+    last_resumed = checkpoint.load(tmp_path / "split" / checkpoint.LAST)
+    assert last_straight is not None and last_resumed is not None
+    for key, tensor in last_straight["net"].items():
+        assert torch.equal(tensor, last_resumed["net"][key]), key
+    assert [h["epoch"] for h in last_resumed["run"]["history"]] == [1, 2]
+    assert fingerprint(straight.net) == pytest.approx(fingerprint(resumed.net))
+
+
+def test_checkpoints_load_without_pickle(tmp_path: Path) -> None:
+    trainer = tiny_trainer(tmp_path, epochs=1)
+    trainer.fit()
+    state = torch.load(tmp_path / checkpoint.LAST, weights_only=True)  # raises on arbitrary objects
+    assert set(state) >= {"net", "optimizer", "scheduler", "run"}
+
+
+def test_shards_cover_everything_with_equal_step_counts() -> None:
+    items = list(range(11))
+    parts = [shard(items, DistInfo(rank, 3, rank)) for rank in range(3)]
+    assert {len(p) for p in parts} == {4}
+    assert set().union(*parts) == set(items)
+
+
+def test_warm_up_then_cosine() -> None:
+    factor = lr_lambda(10, 110)
+    assert factor(0) == pytest.approx(0.1)
+    assert factor(9) == pytest.approx(1.0)
+    assert factor(60) == pytest.approx(0.5)
+    assert factor(110) == pytest.approx(0.0)
+
+
+def test_augmented_batches_have_the_training_size_and_stay_finite() -> None:
+    data = tiny_data(1)
+    batch = make_batch(data.images, [0, 1, 2], SPEC, 24, augment=True)
+    assert batch.shape == (3, 3, 24, 24)
+    assert torch.isfinite(batch).all()
+    plain = make_batch(data.images, [0], SPEC, SIZE, augment=False)
+    expected = (data.images[0].astype(np.float32) / 255 - np.array(SPEC.mean)) / np.array(SPEC.std)
+    assert np.allclose(plain[0].permute(1, 2, 0).numpy(), expected, atol=1e-5)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_torchrun_two_cpu_processes_train_identical_replicas(tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--nnodes", "1",
+        "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+        str(ROOT / "tests" / "ddp_worker.py"), str(tmp_path),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=55, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert all(r["world"] == 2 for r in ranks)
+    assert ranks[0]["fingerprint"] == pytest.approx(ranks[1]["fingerprint"], rel=1e-6)
+    single = tiny_trainer(tmp_path / "single", epochs=2)
+    # each rank took half the steps a single process takes
+    assert ranks[0]["steps"] == 2 * -(-len(shard(range(len(single.train.labels)), DistInfo(0, 2, 0))) // 8)

@@ -1,0 +1,47 @@
+"""int8 export of a (tiny) cascade model: static quantization, parity and agreement with fp32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from sortline.manifest import InputSpec
+from tests.finetune_support import tiny_backbone
+from trainer.dataset import Sample
+from trainer.export import CascadeNet, export_onnx
+from trainer.finalize import parity_batch, torch_parity
+from trainer.heads import make_head
+from trainer.quantize import calibration_samples, quantize_int8, session, speed
+
+SPEC = InputSpec(size=32)
+
+
+def test_int8_model_agrees_with_fp32_and_torch(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = CascadeNet(tiny_backbone(), make_head(1, 0.0), make_head(6, 0.0)).eval()
+    fp32, int8 = tmp_path / "model.onnx", tmp_path / "model.int8.onnx"
+    export_onnx(net, fp32, ["p_organic", "material_probs"], size=SPEC.size)
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(24):
+        path = tmp_path / "img" / f"{i}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(path), rng.integers(0, 255, size=(40, 50, 3), dtype=np.uint8))
+        samples.append(Sample(path, "glass", f"x/glass/{i}.jpg"))
+
+    parity = torch_parity(net, fp32, parity_batch(samples, SPEC, count=8))
+    assert parity["material_probs"] < 1e-4 and parity["material_agreement"] == 1.0
+
+    quantize_int8(fp32, int8, calibration_samples(samples, 16), SPEC)
+    batch = parity_batch(samples, SPEC, count=24)
+    p32, m32 = session(fp32).run(None, {"image": batch})
+    p8, m8 = session(int8).run(None, {"image": batch})
+    assert np.abs(p32 - p8).max() < 0.1
+    assert np.abs(m32 - m8).max() < 0.1
+    assert np.allclose(m8.sum(axis=1), 1.0, atol=1e-4)
+
+    figures = speed({"fp32": fp32, "int8": int8}, SPEC, batch_sizes=(4,), seconds=0.05)
+    assert set(figures) == {"fp32_b4", "int8_b4"} and min(figures.values()) > 0
