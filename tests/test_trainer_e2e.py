@@ -51,7 +51,19 @@ def test_train_then_evaluate_gives_a_served_model(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     out = tmp_path / "model"
-    argv = ["train", "--data", str(data_dir), "--out", str(out), "--epochs", "1", "--hidden", "0"]
+    argv = [
+        "train",
+        "--mode",
+        "heads",
+        "--data",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--hidden",
+        "0",
+    ]
     assert main([*argv, "--cache-dir", str(tmp_path / "cache")]) == 0
     assert "broken.jpg" in caplog.text
 
@@ -82,6 +94,43 @@ def test_train_then_evaluate_gives_a_served_model(
     rows = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert len(rows) == len(LABELS)
     assert {"path", "label", "bin", "confidence", "p_organic", "material", "material_probs"} <= set(rows[0])
+
+
+def test_finetune_trains_calibrates_and_exports_fp32_and_int8(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ft"
+    argv = ["train", "--data", str(data_dir), "--out", str(out), "--epochs", "1", "--image-size", "64"]
+    argv += ["--final-epochs", "0", "--batch-size", "8", "--calib-fraction", "0.2", "--speed-seconds", "0.1"]
+    argv += ["--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")]
+    assert main(argv) == 0
+    manifest = load_manifest(out)
+    assert manifest.version.startswith("lite0-ft-")
+    assert manifest.training.calibration_counts  # thresholds come from the calibration subset
+    assert manifest.training.onnx_parity["material_probs"] < 1e-4
+    assert manifest.validation["n_images"] == len(LABELS)
+    int8 = manifest.validation["int8"]
+    assert {"fp32_b16", "int8_b16", "fp32_b32", "int8_b32"} == set(int8["speed_img_per_s"])
+    assert 0.0 <= int8["vs_fp32"]["bin_agreement"] <= 1.0
+    if int8["kept"]:
+        assert "int8" in manifest.variants and (out / manifest.variants["int8"].file).is_file()
+    assert (tmp_path / "run" / "last.pt").is_file()
+
+    capsys.readouterr()
+    report = tmp_path / "report"
+    argv = [
+        "evaluate",
+        "--model",
+        str(out),
+        "--data",
+        str(data_dir),
+        "--split",
+        "val",
+        "--report",
+        str(report),
+    ]
+    assert main(argv) == 0
+    assert (report / "summary.md").is_file() and (report / "worst_mistakes.png").is_file()
 
 
 def test_bad_data_dir_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

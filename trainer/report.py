@@ -13,9 +13,11 @@ from rich.table import Table
 
 from classifier_worker.model import CascadeModel
 from sortline.labels import MATERIALS
+from sortline.manifest import variant_path
 from trainer import dataset
 from trainer.evaluate import compute_metrics
 from trainer.predict import ScoredSet, score
+from trainer.quantize import session
 
 
 def _fmt(value: float | None) -> str:
@@ -64,9 +66,21 @@ def write_predictions(scored: ScoredSet, path: Path) -> None:
             handle.write(json.dumps(row) + "\n")
 
 
+def load_model(model_dir: Path, variant: str | None) -> CascadeModel:
+    """The served model, or one of its verified variants (e.g. int8) with the same manifest."""
+    model = CascadeModel.load(model_dir)
+    if variant is None:
+        return model
+    path = variant_path(model_dir, model.manifest, variant)
+    manifest = model.manifest.model_copy(
+        update={"onnx_file": path.name, "onnx_sha256": model.manifest.variants[variant].sha256}
+    )
+    return CascadeModel(manifest, session(path))
+
+
 def evaluate_command(args: argparse.Namespace) -> int:
-    """Run the model over the chosen split and print the figures."""
-    model = CascadeModel.load(args.model)
+    """Run the model over the chosen split and print the figures (and write a report if asked)."""
+    model = load_model(args.model, getattr(args, "variant", None))
     samples = dataset.scan(args.data)
     fraction = args.val_fraction
     if fraction is None:
@@ -85,6 +99,10 @@ def evaluate_command(args: argparse.Namespace) -> int:
     }
     if args.predictions:
         write_predictions(scored, args.predictions)
+    if getattr(args, "report", None):
+        from trainer.report_dir import write_report  # matplotlib only when a report is asked for
+
+        write_report(args.report, scored, metrics, model.manifest)
     if args.json:
         sys.stdout.write(json.dumps(metrics, indent=2) + "\n")
     else:

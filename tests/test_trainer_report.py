@@ -1,0 +1,83 @@
+"""``trainer evaluate --report``: JSON, PNG plots and markdown from scored images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sortline.cascade import CascadeThresholds
+from sortline.labels import MATERIALS
+from sortline.manifest import ModelManifest
+from trainer.dataset import Sample
+from trainer.evaluate import compute_metrics, decide_all
+from trainer.predict import ScoredSet
+from trainer.report_dir import worst_mistakes, write_report
+
+PNGS = {
+    "confusion_stage1.png",
+    "confusion_material.png",
+    "confusion_bins.png",
+    "stage1_roc_pr.png",
+    "purity_recovery.png",
+    "worst_mistakes.png",
+}
+
+
+def scored_set(root: Path) -> ScoredSet:
+    """40 images, mostly right, a few confidently wrong."""
+    rng = np.random.default_rng(0)
+    labels = ["organic"] * 10 + [MATERIALS[i % len(MATERIALS)] for i in range(30)]
+    samples, p, rows = [], [], []
+    for i, label in enumerate(labels):
+        path = root / label / f"{i}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), rng.integers(0, 255, size=(60, 80, 3), dtype=np.uint8))
+        samples.append(Sample(path, label, f"synthetic/{label}/{i}.jpg"))
+        p.append(0.9 if label == "organic" else rng.uniform(0.0, 0.3))
+        called = label if label in MATERIALS and i % 7 else MATERIALS[(i + 1) % len(MATERIALS)]
+        probs = np.full(len(MATERIALS), 0.02)
+        probs[MATERIALS.index(called)] = 0.9
+        rows.append(probs / probs.sum())
+    p_arr, probs_arr = np.array(p), np.array(rows)
+    decisions = decide_all(p_arr, probs_arr, CascadeThresholds(organic=0.5, material_min_confidence=0.5))
+    return ScoredSet(samples, p_arr, probs_arr, decisions, [])
+
+
+def test_report_writes_json_pngs_and_summary(tmp_path: Path) -> None:
+    scored = scored_set(tmp_path / "data")
+    labels = [s.label for s in scored.samples]
+    metrics = {
+        "model_version": "test",
+        "split": "val",
+        "thresholds": {"organic": 0.5, "material_min_confidence": 0.5},
+        **compute_metrics(labels, scored.p_organic, scored.material_probs, scored.decisions),
+    }
+    manifest = ModelManifest(
+        version="test",
+        created_at="2026-01-01T00:00:00+00:00",
+        architecture="test",
+        onnx_sha256="0" * 64,
+        thresholds=CascadeThresholds(organic=0.5, material_min_confidence=0.5),
+    )
+    out = tmp_path / "report"
+    write_report(out, scored, metrics, manifest)
+    assert {p.name for p in out.glob("*.png")} >= PNGS
+    assert all(p.stat().st_size < 300_000 for p in out.glob("*.png"))
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["plots"].values()) == PNGS
+    assert 0.0 <= report["stage1_roc_auc"] <= 1.0
+    summary = (out / "summary.md").read_text()
+    assert "| material accuracy |" in summary
+    assert "purity_recovery.png" in summary
+
+
+def test_worst_mistakes_put_wrong_ejections_first(tmp_path: Path) -> None:
+    scored = scored_set(tmp_path)
+    picked = worst_mistakes(scored, count=5)
+    assert picked
+    for i in picked:
+        assert scored.decisions[i].bin != "residual" or scored.samples[i].label != "trash"
+    assert scored.decisions[picked[0]].bin != "residual"

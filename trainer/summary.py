@@ -1,0 +1,112 @@
+"""summary.md of an evaluation report: the figures a plant engineer asks for, in plain words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sortline.manifest import ModelManifest
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _check(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _targets(report: dict[str, Any]) -> list[str]:
+    t = report["targets"]
+    purities = [
+        f["purity"] for name, f in report["per_bin"].items() if name != "residual" and f["purity"] is not None
+    ]
+    worst = min(purities) if purities else None
+    residual = report["residual_fraction"] or 0.0
+    return [
+        "| target | goal | here | |",
+        "|---|---|---|---|",
+        f"| material accuracy | >= {_pct(t['material_accuracy'])} | {_pct(report['material_accuracy'])} | "
+        f"{_check((report['material_accuracy'] or 0) >= t['material_accuracy'])} |",
+        f"| organic vs not (stage 1) | >= {_pct(t['stage1_accuracy'])} | {_pct(report['stage1_accuracy'])} | "
+        f"{_check((report['stage1_accuracy'] or 0) >= t['stage1_accuracy'])} |",
+        f"| worst bin purity | >= {_pct(t['bin_purity'])} | {_pct(worst)} | "
+        f"{_check((worst or 0) >= t['bin_purity'])} |",
+        f"| sent to residual (incl. trash) | <= {_pct(t['residual_fraction'])} | {_pct(residual)} | "
+        f"{_check(residual <= t['residual_fraction'])} |",
+    ]
+
+
+def _bins(report: dict[str, Any]) -> list[str]:
+    lines = [
+        "| bin | items sent there | items that belong there | purity | recovery |",
+        "|---|---|---|---|---|",
+    ]
+    for name, f in report["per_bin"].items():
+        lines.append(
+            f"| {name} | {f['predicted']} | {f['expected']} | {_pct(f['purity'])} | {_pct(f['recovery'])} |"
+        )
+    return lines
+
+
+def _int8(report: dict[str, Any]) -> list[str]:
+    int8 = report.get("int8")
+    if not int8:
+        return []
+    speed = int8.get("speed_img_per_s", {})
+    kept = (
+        "committed next to the fp32 model" if int8.get("kept") else "not committed (accuracy cost too high)"
+    )
+    return [
+        "## int8 variant",
+        "",
+        f"Material accuracy {_pct(int8['validation']['material_accuracy'])} "
+        f"({100 * int8['accuracy_delta']:+.2f} points vs fp32), bin agreement with fp32 "
+        f"{_pct(int8['vs_fp32']['bin_agreement'])}; {kept}. Speed on this machine (ONNX Runtime, CPU): "
+        + ", ".join(f"{k} {v} img/s" for k, v in speed.items())
+        + ".",
+        "",
+    ]
+
+
+def render_summary(report: dict[str, Any], manifest: ModelManifest) -> str:
+    """Markdown: what was measured, against the targets, per bin, and the pictures."""
+    th = report["thresholds"]
+    lines = [
+        f"# Model report: {report['model_version']}",
+        "",
+        f"{report['n_images']} images of the `{report['split']}` split, scored by the served ONNX model "
+        "through the worker's own preprocessing. Thresholds: an item goes to **organic** when p_organic >= "
+        f"{th['organic']:.4f}; a non-organic item whose top material probability is below "
+        f"{th['material_min_confidence']:.2f} goes to **residual** (as does anything called trash).",
+        "",
+        f"- stage 1 (organic vs not) accuracy: **{_pct(report['stage1_accuracy'])}** "
+        f"(ROC AUC {report['stage1_roc_auc']:.4f})",
+        f"- material accuracy (stage 2, before abstention): **{_pct(report['material_accuracy'])}**",
+        f"- items in the right bin: **{_pct(report['bin_accuracy'])}**; sent to residual: "
+        f"{_pct(report['residual_fraction'])}, of which for low confidence "
+        f"{_pct(report['low_confidence_fraction'])}",
+        "",
+        "## Targets",
+        "",
+        *_targets(report),
+        "",
+        "## Per bin",
+        "",
+        "Purity: share of the items in a bin that belong there. Recovery: share of the items that "
+        "belong in a bin that reach it.",
+        "",
+        *_bins(report),
+        "",
+        *_int8(report),
+        "## Plots",
+        "",
+        "- Confusion matrices: [stage 1](confusion_stage1.png), [material](confusion_material.png), "
+        "[bins](confusion_bins.png)",
+        "- [Stage-1 ROC and precision-recall](stage1_roc_pr.png)",
+        "- [Purity vs recovery per bin](purity_recovery.png) as the abstain threshold moves",
+        "- [The most confident mistakes](worst_mistakes.png) (wrong ejections first)",
+        "",
+        f"Model: `{manifest.architecture}`; trained with `{manifest.training.command}`.",
+        "",
+    ]
+    return "\n".join(lines)
