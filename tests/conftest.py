@@ -20,6 +20,11 @@ SAMPLES = REPO / "samples" / "demo"
 DEFAULT_MODEL = REPO / "models" / "default"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that restart the broker run last, so no other test sees the broker go away."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_broker") is not None)
+
+
 @pytest.fixture(scope="session")
 def amqp_url() -> Iterator[str]:
     """A reachable broker. Locally without one the broker tests skip; in CI (CI=true) they fail."""
