@@ -27,8 +27,8 @@ from classifier_worker.model import DEFAULT_MODEL_DIR
 from sortline.manifest import ModelIntegrityError, load_manifest
 from sortline.settings import DEFAULT_AMQP_URL, redact_url
 
-SECTIONS = ("raw", "pipeline", "latency", "multi-worker", "naive")
-BROKER_SECTIONS = {"pipeline", "latency", "multi-worker"}
+SECTIONS = ("raw", "pipeline", "latency", "multi-worker", "malformed", "naive")
+BROKER_SECTIONS = {"pipeline", "latency", "multi-worker", "malformed"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure the classifier worker side by side in one run: (a) raw model img/s at batch "
         "1/8/16/32, (b) one worker draining a pre-filled queue (decisions/s), (c) capture-to-decision "
         "latency at 50% of (b)'s rate, (d) the seed's way (two PyTorch eager models, batch 1), "
-        "(e) several workers on one queue. Prints JSON on stdout (or --json-out) and a table on stderr; "
+        "(e) several workers on one queue, (f) valid throughput with as many malformed frames mixed in. "
+        "Prints JSON on stdout (or --json-out) and a table on stderr; "
         "targets are reported as met / not met, the exit code is 0 either way.",
     )
     parser.add_argument("--frames", type=int, help="Frames for (b) and (e). Default 2000 (quick 400).")
@@ -164,6 +165,16 @@ class Runner:
     def multi_worker(self, progress: Progress, _results: dict) -> dict:
         workers = self.settings["workers_max"]
         return self._throughput(progress, f"(e) pipeline, {workers} workers", workers)
+
+    def malformed(self, progress: Progress, _results: dict) -> dict:
+        from bench.malformed import measure_malformed
+
+        count = self.settings["frames"]
+        task = progress.add_task("(f) valid among malformed", total=count)
+        return measure_malformed(
+            self.args.amqp_url, self.args.model, self.frames, count,
+            lambda n: progress.update(task, completed=n), tuple(self.settings["worker_args"]),
+        )  # fmt: skip
 
     def naive(self, progress: Progress, _results: dict) -> dict:
         from bench.naive import measure_naive

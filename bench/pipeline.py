@@ -91,6 +91,8 @@ def measure_throughput(
         cpu_first = sum(p.cpu_seconds() for p in processes)
         wait_for(tap, processes, count, progress)
         cpu_last = sum(p.cpu_seconds() for p in processes)
+        for process in processes:  # a worker still warming up when the queue ran dry has no /metrics yet
+            process.wait_ready()
         metrics = stage_summary([p.scrape() for p in processes])
     finally:
         stop_all(processes)

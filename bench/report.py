@@ -13,6 +13,7 @@ TARGETS = (
     ("pipeline_over_raw", "pipeline / raw", ">=", 0.90),
     ("pipeline_over_naive", "pipeline / naive (seed's way)", ">=", 8.0),
     ("latency_p99_ms", "latency p99 at 50% load (ms)", "<=", 50.0),
+    ("malformed_valid_over_clean", "valid dec/s with 50% malformed / clean", ">=", 0.90),
 )
 
 VERDICTS = {True: "[green]met[/]", False: "[red]not met[/]", None: "[dim]not measured[/]"}
@@ -43,6 +44,11 @@ def compute_ratios(results: dict[str, Any]) -> dict[str, float | None]:
         "pipeline_over_naive": _ratio(pipeline, _get(results, "naive", "frames_per_s")),
         "latency_p99_ms": _get(results, "latency", "p99_ms"),
         "multi_worker_over_one": _ratio(_get(results, "multi_worker", "decisions_per_s"), pipeline),
+        # Both at the tap (decisions received), so the two runs are measured the same way.
+        "malformed_valid_over_clean": _ratio(
+            _get(results, "malformed", "valid_decisions_per_s"),
+            _get(results, "pipeline", "decisions_per_s_at_tap"),
+        ),
     }
 
 
@@ -97,6 +103,14 @@ def _figures_table(results: dict[str, Any]) -> Table:
             f"{naive['frames_per_s']:,.1f} frames/s",
             f"stage 2 on {naive['stage2_fraction']:.0%} of {naive['frames']} frames",
         )
+    malformed = _section(results, "malformed")
+    if malformed:
+        table.add_row(
+            "(f) valid dec/s among malformed",
+            f"{malformed['valid_decisions_per_s']:,.1f} dec/s",
+            f"{malformed['valid_frames']} valid + {malformed['malformed_frames']} malformed, "
+            f"{malformed['dead_lettered']} dead-lettered",
+        )
     multi = _section(results, "multi_worker")
     if multi:
         table.add_row(
@@ -104,7 +118,7 @@ def _figures_table(results: dict[str, Any]) -> Table:
             f"{multi['decisions_per_s']:,.1f} dec/s",
             f"x{_fmt(results['ratios']['multi_worker_over_one'], 2)} of one worker",
         )
-    for name in ("raw", "pipeline", "latency", "naive", "multi_worker"):
+    for name in ("raw", "pipeline", "latency", "naive", "multi_worker", "malformed"):
         error = (results.get(name) or {}).get("error")
         if error:
             table.add_row(f"{name}", "[red]failed[/]", error)
