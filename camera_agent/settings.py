@@ -40,6 +40,3 @@ class AgentSettings(SortlineSettings):
         description="Frames held while the broker is slow or away; a live camera then drops the oldest.",
     )
     metrics_port: int = Field(9101, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
-    max_retry_seconds: float = Field(
-        30.0, gt=0.0, le=3600.0, description="Longest wait between reconnect attempts to the broker."
-    )

@@ -48,6 +48,3 @@ class WorkerSettings(SortlineSettings):
         description="Frames whose header claims more pixels are refused.",
     )
     metrics_port: int = Field(9102, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
-    max_retry_seconds: float = Field(
-        30.0, gt=0.0, le=3600.0, description="Longest wait between reconnect attempts to the broker."
-    )

@@ -53,6 +53,9 @@ class SortlineSettings(BaseSettings):
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 disables it."
     )
+    max_retry_seconds: float = Field(
+        30.0, gt=0.0, le=3600.0, description="Longest wait between reconnect attempts to the broker."
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Logging level.")
 
     @model_validator(mode="after")
