@@ -28,7 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     model_dir = settings.model or DEFAULT_MODEL_DIR
     try:
         model = CascadeModel.load(
-            model_dir, intra_op_threads=settings.inference_threads, device=settings.device
+            model_dir,
+            intra_op_threads=settings.inference_threads,
+            device=settings.device,
+            spin=settings.inference_spin,
         )
     except (ModelIntegrityError, ValueError, OSError) as error:
         print(f"classifier-worker: cannot load model from {model_dir}: {error}", file=sys.stderr)

@@ -59,12 +59,19 @@ class CascadeModel:
         self._output_names = [manifest.outputs.p_organic, manifest.outputs.material_probs]
 
     @classmethod
-    def load(cls, model_dir: Path, *, intra_op_threads: int = 0, device: str = "cpu") -> CascadeModel:
-        """Verify the model directory (sha256) and open it with ONNX Runtime on ``device``."""
+    def load(
+        cls, model_dir: Path, *, intra_op_threads: int = 0, device: str = "cpu", spin: bool = True
+    ) -> CascadeModel:
+        """Verify the model directory (sha256) and open it with ONNX Runtime on ``device``.
+
+        ``spin`` lets ONNX Runtime's threads busy-wait between operators: fastest on a dedicated
+        machine, wasteful where decode threads or other processes need the same cores.
+        """
         manifest = load_manifest(model_dir, verify=True)
         providers = select_providers(device, ort.get_available_providers())
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = ort.InferenceSession(str(model_dir / manifest.onnx_file), options, providers=providers)
         log.info("loaded model %s from %s on %s", manifest.version, model_dir, session.get_providers()[0])

@@ -38,6 +38,11 @@ class WorkerSettings(SortlineSettings):
     inference_threads: int = Field(
         0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0 = one per core."
     )
+    inference_spin: bool = Field(
+        True,
+        description="Let ONNX Runtime threads busy-wait between operators (fastest on dedicated cores; "
+        "turn off where decoding or other processes share them).",
+    )
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="Larger frames are dead-lettered unread."
     )
