@@ -96,3 +96,17 @@ def test_torchrun_two_cpu_processes_train_identical_replicas(tmp_path: Path) -> 
     single = tiny_trainer(tmp_path / "single", epochs=2)
     # each rank took half the steps a single process takes
     assert ranks[0]["steps"] == 2 * -(-len(shard(range(len(single.train.labels)), DistInfo(0, 2, 0))) // 8)
+
+
+def test_refit_replaces_the_heads_and_keeps_the_backbone(tmp_path: Path) -> None:
+    from trainer.heads import HeadConfig
+    from trainer.refit import refit_heads
+
+    trainer = tiny_trainer(tmp_path, epochs=1)
+    trainer.fit()
+    backbone_before = [p.clone() for p in trainer.net.backbone.parameters()]
+    net = refit_heads(trainer.net, trainer.train, SPEC, HeadConfig(epochs=2, hidden=16))
+    assert all(torch.equal(a, b) for a, b in zip(backbone_before, net.backbone.parameters(), strict=True))
+    assert net.material_head[1].out_features == 16  # the MLP's hidden layer
+    p, probs = net(make_batch(trainer.train.images, [0, 1], SPEC, SIZE, augment=False))
+    assert p.shape == (2,) and probs.shape == (2, 6)

@@ -20,6 +20,7 @@ from sortline.labels import RECYCLABLE_MATERIALS
 from trainer.evaluate import compute_metrics, decide_all
 
 DEFAULT_ORGANIC_THRESHOLD = 0.5
+THRESHOLD_GRID = np.concatenate([np.round(np.arange(0.0, 1.0, 0.01), 2), [0.995, 0.998, 0.999, 0.9995]])
 
 
 def balanced_accuracy(scores: np.ndarray, positive: np.ndarray, threshold: float) -> float:
@@ -56,9 +57,13 @@ def material_threshold(
     target_purity: float = 0.97,
     max_abstain: float = 0.25,
 ) -> tuple[float, dict[str, Any]]:
-    """Stage-2 minimum confidence, searched on a 0.01 grid through the full cascade."""
+    """Stage-2 minimum confidence, searched through the full cascade.
+
+    The grid is 0.00-0.99 in 0.01 steps plus a few points above 0.99: MLP heads are often very
+    confident, and the purity target may only be reached that close to 1.
+    """
     rows = []
-    for t in np.round(np.arange(0.0, 1.0, 0.01), 2):
+    for t in THRESHOLD_GRID:
         thresholds = CascadeThresholds(organic=organic, material_min_confidence=float(t))
         metrics = compute_metrics(
             labels, p_organic, material_probs, decide_all(p_organic, material_probs, thresholds)

@@ -30,5 +30,5 @@ def load(path: Path) -> dict[str, Any] | None:
     """The checkpoint at ``path``, or None when there is none."""
     if not path.is_file():
         return None
-    log.info("resuming from %s", path)
+    log.info("loading checkpoint %s", path)
     return torch.load(path, map_location="cpu", weights_only=True)

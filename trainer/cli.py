@@ -73,7 +73,8 @@ def _train_parser(sub: Any) -> None:
         "--hidden",
         type=int,
         default=512,
-        help="heads mode: hidden units of each head's MLP; 0 for linear heads (default 512).",
+        help="Hidden units of each head's MLP (heads mode, and refitted heads in finetune mode); "
+        "0 for linear heads (default 512).",
     )
     p.add_argument(
         "--cache-dir",
@@ -120,6 +121,13 @@ def _finetune_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default.")
     g.add_argument("--no-int8", dest="int8", action="store_false", help="Skip the int8 ONNX variant.")
+    g.add_argument(
+        "--no-refit-heads",
+        dest="refit_heads",
+        action="store_false",
+        help="Keep the fine-tuned linear heads instead of refitting MLP heads (--hidden) on the "
+        "fine-tuned, frozen backbone (the default: much better recovery at 97%% purity).",
+    )
     g.add_argument(
         "--speed-seconds",
         type=float,
@@ -230,6 +238,7 @@ def _run_train(args: argparse.Namespace, command: str) -> int:
 
 def _run_finetune(args: argparse.Namespace, command: str) -> int:
     from trainer.finetune import FinetuneConfig
+    from trainer.heads import HeadConfig
     from trainer.imagecache import DEFAULT_CACHE_DIR
     from trainer.train_finetune import FinetuneRun, run
 
@@ -259,6 +268,7 @@ def _run_finetune(args: argparse.Namespace, command: str) -> int:
         workers=args.workers,
         int8=args.int8,
         speed_seconds=args.speed_seconds,
+        refit=HeadConfig(seed=args.seed, hidden=args.hidden) if args.refit_heads else None,
     )
     manifest = run(job)
     if manifest is not None:

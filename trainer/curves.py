@@ -9,6 +9,7 @@ import numpy as np
 
 from sortline.cascade import CascadeThresholds
 from sortline.labels import BINS, MATERIALS, ORGANIC, RECYCLABLE_MATERIALS, expected_bin
+from trainer.calibrate import THRESHOLD_GRID
 from trainer.evaluate import decide_all, per_bin
 
 
@@ -55,8 +56,8 @@ def bin_confusion(labels: Sequence[str], bins: Sequence[str]) -> np.ndarray:
 def purity_recovery_sweep(
     labels: Sequence[str], p_organic: np.ndarray, material_probs: np.ndarray, organic: float
 ) -> dict[str, Any]:
-    """Per-bin purity and recovery as the abstain threshold goes 0..0.99 (stage 1 fixed)."""
-    grid = np.round(np.arange(0.0, 1.0, 0.01), 2)
+    """Per-bin purity and recovery as the abstain threshold sweeps calibration's grid (stage 1 fixed)."""
+    grid = THRESHOLD_GRID
     curves: dict[str, dict[str, list[float | None]]] = {
         b: {"purity": [], "recovery": []} for b in RECYCLABLE_MATERIALS
     }

@@ -36,7 +36,7 @@ from trainer.train_finetune import FinetuneRun, Splits
 
 log = logging.getLogger(__name__)
 
-ARCHITECTURE = "efficientnet_lite0+2heads (fine-tuned)"
+ARCHITECTURE = "efficientnet_lite0 (fine-tuned) + 2 heads"
 PARITY_TOLERANCE = 1e-4
 INT8_MAX_ACCURACY_LOSS = 0.005
 INT8_FILE = "model.int8.onnx"
@@ -125,7 +125,8 @@ def int8_variant(
             {"fp32": out / manifest.onnx_file, "int8": out / INT8_FILE}, spec, seconds=run.speed_seconds
         ),
         "method": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations, "
-        "MinMax ranges from 300 training images; Conv/Gemm/MatMul quantized",
+        "MinMax ranges from 300 training images; every supported op quantized but the output "
+        "Sigmoid/Softmax",
         "accuracy_delta": delta,
         "kept": delta >= -INT8_MAX_ACCURACY_LOSS,
     }
@@ -163,6 +164,7 @@ def training_record(
         "(scale 0.35-1), horizontal and vertical flips, rotation +-25 deg (p 0.4), colour jitter "
         "(brightness/contrast/saturation 0.3, hue 0.03), Gaussian blur (p 0.2)",
         history=trainer.state.history,
+        heads_refit=None if run.refit is None else asdict(run.refit),
         best_epoch=trainer.state.best_epoch,
         model_selection="best mean of stage-1 and material accuracy on the calibration subset",
         onnx_parity=parity,

@@ -69,7 +69,7 @@ def purity_recovery_png(
 ) -> Path:
     """Purity vs recovery per bin as the abstain threshold sweeps; dots at the chosen threshold."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    index = round(chosen * 100) if chosen < 1 else len(sweep["thresholds"]) - 1
+    index = int(np.argmin(np.abs(np.asarray(sweep["thresholds"]) - chosen)))
     for k, (name, curve) in enumerate(sweep["bins"].items()):
         pairs = [(r, p) for r, p in zip(curve["recovery"], curve["purity"], strict=True) if p is not None]
         if pairs:

