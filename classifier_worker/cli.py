@@ -32,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             intra_op_threads=settings.inference_threads,
             device=settings.device,
             spin=settings.inference_spin,
+            variant=settings.variant,
         )
     except (ModelIntegrityError, ValueError, OSError) as error:
         print(f"classifier-worker: cannot load model from {model_dir}: {error}", file=sys.stderr)

@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 
 from sortline.cascade import CascadeDecision, decide
-from sortline.manifest import ModelManifest, load_manifest
+from sortline.manifest import ModelManifest, load_manifest, variant_path
 
 log = logging.getLogger(__name__)
 
@@ -53,33 +53,45 @@ class Prediction:
 class CascadeModel:
     """One loaded model; ``predict`` is safe to call from one thread at a time."""
 
-    def __init__(self, manifest: ModelManifest, session: ort.InferenceSession) -> None:
+    def __init__(
+        self, manifest: ModelManifest, session: ort.InferenceSession, variant: str | None = None
+    ) -> None:
         self.manifest = manifest
+        self.variant = variant
         self._session = session
         self._output_names = [manifest.outputs.p_organic, manifest.outputs.material_probs]
 
     @classmethod
     def load(
-        cls, model_dir: Path, *, intra_op_threads: int = 0, device: str = "cpu", spin: bool = True
+        cls,
+        model_dir: Path,
+        *,
+        intra_op_threads: int = 0,
+        device: str = "cpu",
+        spin: bool = True,
+        variant: str | None = None,
     ) -> CascadeModel:
         """Verify the model directory (sha256) and open it with ONNX Runtime on ``device``.
 
         ``spin`` lets ONNX Runtime's threads busy-wait between operators: fastest on a dedicated
-        machine, wasteful where decode threads or other processes need the same cores.
+        machine, wasteful where decode threads or other processes need the same cores. ``variant``
+        serves another encoding listed in the manifest (e.g. ``int8``), checked by its own sha256.
         """
         manifest = load_manifest(model_dir, verify=True)
+        onnx_path = variant_path(model_dir, manifest, variant) if variant else model_dir / manifest.onnx_file
         providers = select_providers(device, ort.get_available_providers())
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(str(model_dir / manifest.onnx_file), options, providers=providers)
+        session = ort.InferenceSession(str(onnx_path), options, providers=providers)
         log.info("loaded model %s from %s on %s", manifest.version, model_dir, session.get_providers()[0])
-        return cls(manifest, session)
+        return cls(manifest, session, variant)
 
     @property
     def version(self) -> str:
-        return self.manifest.version
+        """The manifest's version, plus the variant served, so decisions and metrics tell them apart."""
+        return f"{self.manifest.version}+{self.variant}" if self.variant else self.manifest.version
 
     def predict(self, batch: np.ndarray) -> Prediction:
         p_organic, material_probs = self._session.run(self._output_names, {self.manifest.input.name: batch})

@@ -17,6 +17,12 @@ class WorkerSettings(SortlineSettings):
     model: Path | None = Field(
         None, description="Model directory (manifest.json + ONNX). Default: the model committed in the repo."
     )
+    variant: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9_-]{1,32}$",
+        description="Serve this variant of the model listed in its manifest (e.g. int8: faster on CPUs, "
+        "accuracy cost in the manifest). Default: the main fp32 file.",
+    )
     line_id: Identifier = Field("line-1", description="Sorting line whose frames queue this worker serves.")
     max_batch: int = Field(16, ge=1, le=256, description="A batch closes when it holds this many frames ...")
     max_delay_ms: float = Field(

@@ -42,3 +42,33 @@ def test_worker_cli_exits_2_when_cuda_is_demanded_but_absent(tiny_model_dir) -> 
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2 and "onnxruntime-gpu" in result.stderr
+
+
+def test_a_variant_the_manifest_does_not_list_is_a_clear_exit_2(tiny_model_dir) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "classifier_worker.cli", "--model", str(tiny_model_dir), "--variant", "int8",
+         "--metrics-port", "0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2 and "no variant 'int8'" in result.stderr
+
+
+def test_a_listed_variant_is_served_under_its_own_version(tiny_model_dir, tmp_path) -> None:
+    import json
+    import shutil
+
+    from classifier_worker.model import CascadeModel
+    from sortline.manifest import ModelIntegrityError, sha256_of
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    shutil.copy(model_dir / "model.onnx", model_dir / "model.alt.onnx")
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest["variants"] = {
+        "alt": {"file": "model.alt.onnx", "sha256": sha256_of(model_dir / "model.alt.onnx")}
+    }
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    assert CascadeModel.load(model_dir, variant="alt").version == "tiny-test+alt"
+    (model_dir / "model.alt.onnx").write_bytes(b"tampered")
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        CascadeModel.load(model_dir, variant="alt")
