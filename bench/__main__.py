@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="Model directory to serve. Default: models/default.",
     )
     parser.add_argument(
+        "--variant",
+        help="Serve this model variant from the manifest (e.g. int8) in every section; default: fp32.",
+    )
+    parser.add_argument(
         "--workers-max", type=int, default=2, help="Workers on one queue in (e), default 2; 1 skips (e)."
     )
     parser.add_argument(
@@ -92,7 +96,8 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
         "latency_seconds": args.latency_seconds or (6.0 if args.quick else 15.0),
         "latency_fps": args.latency_fps,
         "naive_seconds": args.naive_seconds or (6.0 if args.quick else 20.0),
-        "worker_args": shlex.split(args.worker_args),
+        "variant": args.variant,
+        "worker_args": shlex.split(args.worker_args) + (["--variant", args.variant] if args.variant else []),
         "skip": sorted(set(args.skip) | ({"multi-worker"} if args.workers_max < 2 else set())),
         "amqp_url": redact_url(args.amqp_url),
     }
@@ -131,7 +136,11 @@ class Runner:
         sizes = tuple(self.settings["batch_sizes"])
         task = progress.add_task("(a) raw model", total=len(sizes))
         result = measure_raw(
-            self.args.model, self.settings["point_seconds"], sizes, lambda _: progress.advance(task)
+            self.args.model,
+            self.settings["point_seconds"],
+            sizes,
+            lambda _: progress.advance(task),
+            variant=self.settings["variant"],
         )
         return result
 

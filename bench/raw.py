@@ -31,8 +31,9 @@ def measure_raw(
     min_seconds: float,
     batch_sizes: tuple[int, ...] = BATCH_SIZES,
     on_point: Callable[[int], None] | None = None,
+    variant: str | None = None,
 ) -> dict[str, Any]:
-    model = CascadeModel.load(model_dir)
+    model = CascadeModel.load(model_dir, variant=variant)
     size = model.manifest.input.size
     rng = np.random.default_rng(0)
     points: dict[str, dict[str, float]] = {}
@@ -46,13 +47,14 @@ def measure_raw(
     best = max(points, key=lambda key: points[key]["images_per_s"])
     # One point with a single intra-op thread: on a shared machine it shows whether the worker's
     # default (one thread per core) loses to threads waiting for a core another process holds.
-    single = CascadeModel.load(model_dir, intra_op_threads=1)
+    single = CascadeModel.load(model_dir, intra_op_threads=1, variant=variant)
     batch = rng.standard_normal((int(best), 3, size, size), dtype=np.float32)
     for _ in range(3):
         single.predict(batch)
     single_point = time_point(lambda: single.predict(batch), int(best), min_seconds)
     return {
         "runtime": "onnxruntime CPUExecutionProvider (CascadeModel.load, intra-op threads = cores)",
+        "variant": variant or "fp32 (main file)",
         "input_size": size,
         "batch_sizes": points,
         "best_batch_size": int(best),
