@@ -100,7 +100,8 @@ def test_finetune_trains_calibrates_and_exports_fp32_and_int8(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "ft"
-    argv = ["train", "--data", str(data_dir), "--out", str(out), "--epochs", "1", "--image-size", "64"]
+    argv = ["train", "--mode", "finetune", "--data", str(data_dir), "--out", str(out), "--epochs", "1"]
+    argv += ["--image-size", "64"]
     argv += ["--final-epochs", "0", "--batch-size", "8", "--calib-fraction", "0.2", "--speed-seconds", "0.1"]
     argv += ["--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")]
     assert main(argv) == 0

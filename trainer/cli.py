@@ -57,9 +57,11 @@ def _train_parser(sub: Any) -> None:
     p.add_argument(
         "--mode",
         choices=["finetune", "heads"],
-        default="finetune",
-        help="'finetune': train the whole network on augmented images (default); "
-        "'heads': frozen backbone, MLP heads on cached features (fast, less accurate).",
+        default="heads",
+        help="'heads' (default; it made the committed model): frozen backbone, MLP heads on cached "
+        "features, ~2 min on 2 CPU cores. 'finetune': train the whole network on augmented images, "
+        "then refit MLP heads on it (~30 min on 2 cores; better material accuracy, see "
+        "docs/model-candidate-finetune).",
     )
     p.add_argument(
         "--val-fraction", type=_fraction, default=0.15, help="Validation share per label (default 0.15)."

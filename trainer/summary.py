@@ -109,4 +109,6 @@ def render_summary(report: dict[str, Any], manifest: ModelManifest) -> str:
         f"Model: `{manifest.architecture}`; trained with `{manifest.training.command}`.",
         "",
     ]
+    if note := manifest.validation.get("note"):
+        lines += [f"Note recorded with the model: {note}.", ""]
     return "\n".join(lines)
