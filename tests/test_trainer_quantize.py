@@ -45,3 +45,19 @@ def test_int8_model_agrees_with_fp32_and_torch(tmp_path: Path) -> None:
 
     figures = speed({"fp32": fp32, "int8": int8}, SPEC, batch_sizes=(4,), seconds=0.05)
     assert set(figures) == {"fp32_b4", "int8_b4"} and min(figures.values()) > 0
+
+
+def test_mirror_averaged_graph_exports_with_the_same_interface(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    single = CascadeNet(tiny_backbone(), make_head(1, 0.0), make_head(6, 0.0)).eval()
+    mirrored = CascadeNet(single.backbone, single.organic_head, single.material_head, mirror_average=True)
+    path = tmp_path / "model.onnx"
+    export_onnx(mirrored, path, ["p_organic", "material_probs"], size=SPEC.size)
+    batch = np.random.default_rng(0).standard_normal((3, 3, SPEC.size, SPEC.size)).astype(np.float32)
+    p, m = session(path).run(None, {"image": batch})
+    assert p.shape == (3,) and m.shape == (3, 6)
+    with torch.inference_mode():
+        p_plain, m_plain = single(torch.from_numpy(batch))
+        p_flip, m_flip = single(torch.from_numpy(batch[..., ::-1].copy()))
+    assert np.allclose(p, ((p_plain + p_flip) / 2).numpy(), atol=1e-5)
+    assert np.allclose(m, ((m_plain + m_flip) / 2).numpy(), atol=1e-5)

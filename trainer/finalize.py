@@ -37,6 +37,7 @@ from trainer.train_finetune import FinetuneRun, Splits
 log = logging.getLogger(__name__)
 
 ARCHITECTURE = "efficientnet_lite0 (fine-tuned) + 2 heads"
+MIRRORED = ", mean of the image and its mirror"
 PARITY_TOLERANCE = 1e-4
 INT8_MAX_ACCURACY_LOSS = 0.005
 INT8_FILE = "model.int8.onnx"
@@ -165,6 +166,7 @@ def training_record(
         "(brightness/contrast/saturation 0.3, hue 0.03), Gaussian blur (p 0.2)",
         history=trainer.state.history,
         heads_refit=None if run.refit is None else asdict(run.refit),
+        mirror_average=run.mirror_average,
         best_epoch=trainer.state.best_epoch,
         model_selection="best mean of stage-1 and material accuracy on the calibration subset",
         onnx_parity=parity,
@@ -186,7 +188,7 @@ def finalize(run: FinetuneRun, splits: Splits, trainer: Trainer, train_seconds: 
     manifest = ModelManifest(
         version=f"lite0-ft-{now:%Y%m%d}-{sha[:8]}",
         created_at=now.isoformat(timespec="seconds"),
-        architecture=ARCHITECTURE,
+        architecture=ARCHITECTURE + (MIRRORED if run.mirror_average else ""),
         onnx_sha256=sha,
         thresholds=CascadeThresholds(),
         training=training_record(run, splits, trainer, parity),

@@ -77,7 +77,7 @@ def render_summary(report: dict[str, Any], manifest: ModelManifest) -> str:
         f"{report['n_images']} images of the `{report['split']}` split, scored by the served ONNX model "
         "through the worker's own preprocessing. Thresholds: an item goes to **organic** when p_organic >= "
         f"{th['organic']:.4f}; a non-organic item whose top material probability is below "
-        f"{th['material_min_confidence']:.2f} goes to **residual** (as does anything called trash).",
+        f"{th['material_min_confidence']:.4g} goes to **residual** (as does anything called trash).",
         "",
         f"- stage 1 (organic vs not) accuracy: **{_pct(report['stage1_accuracy'])}** "
         f"(ROC AUC {report['stage1_roc_auc']:.4f})",

@@ -45,6 +45,7 @@ class FinetuneRun:
     workers: int = 2
     int8: bool = True
     refit: HeadConfig | None = field(default_factory=HeadConfig)
+    mirror_average: bool = True
     speed_seconds: float = 4.0
 
 
@@ -91,6 +92,7 @@ def train_model(run: FinetuneRun, splits: Splits, info: DistInfo, device: torch.
         from trainer.refit import refit_heads
 
         refit_heads(trainer.net.cpu(), fit, spec, run.refit)
+    trainer.net.mirror_average = run.mirror_average  # served graph only; training saw single views
     return trainer
 
 
