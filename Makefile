@@ -9,13 +9,12 @@ PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.
 DEMO_STAMP := $(VENV)/.demo-installed
 ALL_STAMP  := $(VENV)/.all-installed
 
-.PHONY: demo test lint bench train train-finetune evaluate clean help
+.PHONY: demo test lint bench train evaluate clean help
 
 help:
 	@echo "make demo   - install, then run a worker and a camera agent on samples/demo"
 	@echo "make test   - install, then run lint and the whole test suite (needs RabbitMQ)"
-	@echo "make train  - retrain the default model from ../shared/datasets"
-	@echo "make train-finetune - fine-tune the whole backbone into runs/candidate (~30 min on 2 cores)"
+	@echo "make train  - retrain the default model from ../shared/datasets (fine-tuning, ~35 min on 2 cores)"
 	@echo "make clean  - remove the virtualenv and caches"
 
 $(VENV)/bin/python:
@@ -45,12 +44,9 @@ test: $(ALL_STAMP)
 bench: $(ALL_STAMP)
 	$(BIN)/python -m bench
 
+# Full fine-tuning, ~35 min on 2 CPU cores; checkpoints in runs/finetune (add --resume to continue a stopped run).
 train: $(ALL_STAMP)
-	$(BIN)/trainer train --data ../shared/datasets/trashnet ../shared/datasets/garbage12 --out models/default
-
-# Full fine-tuning (~30 min on 2 CPU cores); writes a candidate, not models/default: see docs/model-candidate-finetune.
-train-finetune: $(ALL_STAMP)
-	$(BIN)/trainer train --mode finetune --resume --data ../shared/datasets/trashnet ../shared/datasets/garbage12 --out runs/candidate
+	$(BIN)/trainer train --mode finetune --data ../shared/datasets/trashnet ../shared/datasets/garbage12 --out models/default
 
 evaluate: $(ALL_STAMP)
 	$(BIN)/trainer evaluate --model models/default --data ../shared/datasets/trashnet ../shared/datasets/garbage12 --split val
