@@ -31,7 +31,7 @@ def measure_raw(
     min_seconds: float,
     batch_sizes: tuple[int, ...] = BATCH_SIZES,
     on_point: Callable[[int], None] | None = None,
-    variant: str | None = None,
+    variant: str = "auto",
 ) -> dict[str, Any]:
     model = CascadeModel.load(model_dir, variant=variant)
     size = model.manifest.input.size
@@ -54,7 +54,7 @@ def measure_raw(
     single_point = time_point(lambda: single.predict(batch), int(best), min_seconds)
     return {
         "runtime": "onnxruntime CPUExecutionProvider (CascadeModel.load, intra-op threads = cores)",
-        "variant": variant or "fp32 (main file)",
+        "variant": model.variant or "main (fp32)",
         "input_size": size,
         "batch_sizes": points,
         "best_batch_size": int(best),

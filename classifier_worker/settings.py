@@ -17,11 +17,11 @@ class WorkerSettings(SortlineSettings):
     model: Path | None = Field(
         None, description="Model directory (manifest.json + ONNX). Default: the model committed in the repo."
     )
-    variant: str | None = Field(
-        None,
+    variant: str = Field(
+        "auto",
         pattern=r"^[a-z0-9_-]{1,32}$",
-        description="Serve this variant of the model listed in its manifest (e.g. int8: faster on CPUs, "
-        "accuracy cost in the manifest). Default: the main fp32 file.",
+        description="Model file to serve: main (the fp32 file), a variant listed in the manifest "
+        "(e.g. int8), or auto: int8 on CPUs when its measured accuracy cost is within 0.5 point, else main.",
     )
     line_id: Identifier = Field("line-1", description="Sorting line whose frames queue this worker serves.")
     max_batch: int = Field(16, ge=1, le=256, description="A batch closes when it holds this many frames ...")
