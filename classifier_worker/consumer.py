@@ -1,9 +1,9 @@
 """The worker's core: consume on the pika thread, decode in threads, infer on one thread, settle on pika's.
 
     pika thread          decode pool            inference thread             pika thread
-    on_message  ──▶  prepare(delivery)  ──▶  MicroBatcher ─▶ model  ──▶  publish decision/dead letter,
-    (submit)         check + decode          (max-batch /     (one      wait for the broker's confirm,
-                     starts on arrival       max-delay)       pass)     then ack the frame
+    on_message  ──▶  prepare(delivery)  ──▶  MicroBatcher ─▶ model  ──▶  publish decision/dead letter;
+    (submit)         check + decode          (max-batch /     (one      when the broker confirms it,
+                     starts on arrival       max-delay)       pass)     ack the frame
 
 Decoding starts the moment a frame arrives, so it overlaps with inference of the batch before.
 pika is not thread-safe: only the pika thread touches the connection; the inference thread hands
@@ -25,6 +25,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPChannelError, AMQPConnectionError
 
 from classifier_worker.batcher import MicroBatcher
+from classifier_worker.confirms import ConfirmTracker
 from classifier_worker.frames import Delivery
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.processor import BatchProcessor, Decided, Outcome, Prepared, Rejected, Retry
@@ -76,6 +77,7 @@ class FrameConsumer:
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self._consumer_tag: str | None = None
+        self._confirms: ConfirmTracker[Outcome] = ConfirmTracker()
         self._finished = threading.Event()
 
     def run(self) -> None:
@@ -95,6 +97,7 @@ class FrameConsumer:
                 delays = backoff_delays(cap=self.settings.max_retry_seconds)
                 while not self.stop.is_set():
                     self._connection.process_data_events(time_limit=POLL_SECONDS)
+                    self._ack_confirmed()
                 self._drain()
                 return
             except (AMQPConnectionError, AMQPChannelError) as error:
@@ -112,13 +115,21 @@ class FrameConsumer:
             connection_parameters(self._url, "worker", self.settings.line_id, self.settings.tls_files())
         )
         channel = self._connection.channel()
-        channel.confirm_delivery()
+        self._enable_confirms(channel)
         queue = declare_line(channel, self.settings.line_id)
         channel.basic_qos(prefetch_count=self.settings.prefetch)
         self._consumer_tag = channel.basic_consume(queue, self._on_message)
         self._channel = channel
         self.ready.set()
         log.info("consuming %s on %s", queue, redact_url(self._url))
+
+    def _enable_confirms(self, channel: BlockingChannel) -> None:
+        """Confirm mode on the underlying asynchronous channel, so publishes need not wait one by one."""
+        self._confirms = ConfirmTracker()
+        selected = threading.Event()
+        channel._impl.confirm_delivery(self._confirms.on_confirm, callback=lambda _frame: selected.set())
+        while not selected.is_set():
+            self._connection.process_data_events(time_limit=POLL_SECONDS)
 
     def _on_message(self, _channel, method, properties, body: bytes) -> None:
         delivery = Delivery(
@@ -165,31 +176,50 @@ class FrameConsumer:
             log.debug("connection gone; %d outcomes dropped for redelivery", len(outcomes))
 
     def _settle(self, generation: int, outcomes: list[Outcome]) -> None:
-        """On the pika thread: publish each outcome, wait for its confirm, then ack (or requeue) it."""
+        """On the pika thread: publish each outcome (confirms arrive later), requeue the retries."""
         if generation != self._generation or self._channel is None:
             return  # delivery tags of a closed channel mean nothing on this one
         started = time.perf_counter()
+        publisher = self._channel._impl  # non-blocking publish; the confirm is tracked, not awaited
         for outcome in outcomes:
-            self._settle_one(self._channel, outcome)
-        self._outstanding -= len(outcomes)
+            if isinstance(outcome, Decided):
+                publish_decision(publisher, outcome.message)
+            elif isinstance(outcome, Rejected):
+                publish_dead_letter(publisher, outcome.delivery, outcome.reason, outcome.detail)
+            else:
+                log.warning(
+                    "requeueing frame %s after a failure: %s", outcome.delivery.message_id, outcome.detail
+                )
+                self._channel.basic_nack(delivery_tag=outcome.delivery.delivery_tag, requeue=True)
+                self._outstanding -= 1
+                continue
+            self._confirms.sent(outcome)
         self.metrics.in_flight.set(self._outstanding)
         self.metrics.stage_seconds.labels(stage="publish").observe(time.perf_counter() - started)
 
-    def _settle_one(self, channel: BlockingChannel, outcome: Outcome) -> None:
-        tag = outcome.delivery.delivery_tag
+    def _ack_confirmed(self) -> None:
+        """Ack each frame whose outcome the broker confirmed; requeue one whose publish it refused."""
+        channel = self._channel
+        if channel is None:
+            return
+        for outcome, confirmed in self._confirms.take_settled():
+            tag = outcome.delivery.delivery_tag
+            if not confirmed:
+                log.warning(
+                    "broker refused the outcome of frame %s; requeueing it", outcome.delivery.message_id
+                )
+                channel.basic_nack(delivery_tag=tag, requeue=True)
+            else:
+                channel.basic_ack(delivery_tag=tag)
+                self._count(outcome)
+            self._outstanding -= 1
+        self.metrics.in_flight.set(self._outstanding)
+
+    def _count(self, outcome: Outcome) -> None:
         if isinstance(outcome, Decided):
-            publish_decision(channel, outcome.message)
             self.metrics.record_decision(outcome.message)
         elif isinstance(outcome, Rejected):
-            publish_dead_letter(channel, outcome.delivery, outcome.reason, outcome.detail)
             self.metrics.dead_letters.labels(reason=outcome.reason.value).inc()
-        else:
-            log.warning(
-                "requeueing frame %s after a failure: %s", outcome.delivery.message_id, outcome.detail
-            )
-            channel.basic_nack(delivery_tag=tag, requeue=True)
-            return
-        channel.basic_ack(delivery_tag=tag)
 
     def _drain(self) -> None:
         """On stop: take no new frames, settle the ones already handed to us, then close."""
@@ -199,6 +229,7 @@ class FrameConsumer:
         deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
         while self._outstanding > 0 and time.monotonic() < deadline:
             self._connection.process_data_events(time_limit=POLL_SECONDS)
+            self._ack_confirmed()
         log.info("drained (%d frames left unsettled for redelivery); stopping", self._outstanding)
 
     def _close(self) -> None:

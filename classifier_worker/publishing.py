@@ -7,6 +7,7 @@ import time
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.channel import Channel
 
 from classifier_worker.frames import Delivery
 from sortline.messages import (
@@ -20,8 +21,8 @@ from sortline.topology import DEAD_LETTER_EXCHANGE, DECISIONS_EXCHANGE, decision
 log = logging.getLogger(__name__)
 
 
-def publish_decision(channel: BlockingChannel, message: DecisionMessage) -> None:
-    """Publish one decision; returns once the broker confirmed it (the channel is in confirm mode).
+def publish_decision(channel: BlockingChannel | Channel, message: DecisionMessage) -> None:
+    """Publish one decision (the caller tracks its confirm).
 
     ``message_id`` is the frame id, so a consumer can drop the duplicate that a redelivered frame
     may cause; the body says ``redelivered`` when that can be the case.
@@ -58,4 +59,6 @@ def publish_dead_letter(
             headers=headers,  # no expiration: a dead letter must not expire in its queue
         ),
     )
-    log.warning("dead-lettered frame %s: %s (%s)", delivery.message_id, reason.value, detail)
+    # DEBUG, not WARNING: a camera sending garbage would flood the log; the reason is counted in
+    # sortline_dead_letters_total{reason} and kept, with the detail, on the dead letter itself.
+    log.debug("dead-lettered frame %s: %s (%s)", delivery.message_id, reason.value, detail)
