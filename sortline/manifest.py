@@ -118,14 +118,18 @@ def load_manifest(model_dir: Path, *, verify: bool = True) -> ModelManifest:
     manifest = ModelManifest.model_validate_json(manifest_path.read_bytes())
     if manifest.materials != MATERIALS:
         raise ModelIntegrityError(f"model classes {manifest.materials} differ from contract {MATERIALS}")
-    onnx_path = model_dir / manifest.onnx_file
-    if not onnx_path.is_file():
-        raise ModelIntegrityError(f"{onnx_path} is missing")
-    if verify and (actual := sha256_of(onnx_path)) != manifest.onnx_sha256:
-        raise ModelIntegrityError(
-            f"{onnx_path} has sha256 {actual}, manifest says {manifest.onnx_sha256}; refusing to load"
-        )
+    _check_file(model_dir / manifest.onnx_file, manifest.onnx_sha256, verify)
     return manifest
+
+
+def _check_file(path: Path, expected_sha256: str, verify: bool) -> None:
+    """The file must exist and, when verifying, hold exactly the bytes the manifest names."""
+    if not path.is_file():
+        raise ModelIntegrityError(f"{path} is missing")
+    if verify and (actual := sha256_of(path)) != expected_sha256:
+        raise ModelIntegrityError(
+            f"{path} has sha256 {actual}, manifest says {expected_sha256}; refusing to load"
+        )
 
 
 def variant_path(model_dir: Path, manifest: ModelManifest, name: str, *, verify: bool = True) -> Path:
@@ -134,10 +138,5 @@ def variant_path(model_dir: Path, manifest: ModelManifest, name: str, *, verify:
         raise ModelIntegrityError(f"model {manifest.version} has no variant {name!r}")
     variant = manifest.variants[name]
     path = model_dir / variant.file
-    if not path.is_file():
-        raise ModelIntegrityError(f"{path} is missing")
-    if verify and (actual := sha256_of(path)) != variant.sha256:
-        raise ModelIntegrityError(
-            f"{path} has sha256 {actual}, manifest says {variant.sha256}; refusing to load"
-        )
+    _check_file(path, variant.sha256, verify)
     return path
