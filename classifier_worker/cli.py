@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from classifier_worker.consumer import FrameConsumer
+from classifier_worker.consumer import BrokerRefused, FrameConsumer
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.model import DEFAULT_MODEL_DIR, CascadeModel
 from classifier_worker.processor import BatchProcessor
@@ -48,7 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as executor:
         processor = BatchProcessor(model, settings, metrics, executor)
-        FrameConsumer(settings, processor, metrics, stop).run()
+        try:
+            FrameConsumer(settings, processor, metrics, stop).run()
+        except BrokerRefused as error:
+            print(f"classifier-worker: {error}", file=sys.stderr)
+            return 2
     log.info("stopped")
     return 0
 

@@ -22,7 +22,12 @@ from functools import partial
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
-from pika.exceptions import AMQPChannelError, AMQPConnectionError
+from pika.exceptions import (
+    AMQPChannelError,
+    AMQPConnectionError,
+    ProbableAccessDeniedError,
+    ProbableAuthenticationError,
+)
 
 from classifier_worker.batcher import MicroBatcher
 from classifier_worker.confirms import ConfirmTracker
@@ -42,6 +47,10 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.05
 #: On SIGTERM, the longest wait for in-flight frames to be settled before closing anyway.
 DRAIN_TIMEOUT_SECONDS = 30.0
+
+
+class BrokerRefused(Exception):
+    """The broker refused our credentials or permissions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +109,9 @@ class FrameConsumer:
                     self._ack_confirmed()
                 self._drain()
                 return
+            except (ProbableAuthenticationError, ProbableAccessDeniedError) as error:
+                # Wrong credentials or permissions: retrying will not help; the CLI exits 2.
+                raise BrokerRefused(f"broker at {redact_url(self._url)} refused us: {error!r}") from None
             except (AMQPConnectionError, AMQPChannelError) as error:
                 self.ready.clear()
                 delay = next(delays)

@@ -71,3 +71,19 @@ def test_a_refused_login_is_a_clear_exit_2_without_the_password(amqp_url, tmp_pa
     err = capsys.readouterr().err
     assert "refused" in err and "guest:***@" in err
     assert "wrong-s3cret" not in caplog.text + err
+
+
+def test_the_worker_exits_2_on_a_refused_login_without_the_password(amqp_url, tiny_model_dir) -> None:
+    import os
+    import subprocess
+    import sys
+
+    bad = amqp_url.replace("guest:guest", "guest:wrong-s3cret")
+    result = subprocess.run(
+        [sys.executable, "-m", "classifier_worker.cli", "--model", str(tiny_model_dir),
+         "--metrics-port", "0"],
+        env={**os.environ, "AMQP_URL": bad}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "refused" in result.stderr and "guest:***@" in result.stderr
+    assert "wrong-s3cret" not in result.stderr + result.stdout
