@@ -2,10 +2,13 @@
 
     pika thread          decode pool            inference thread             pika thread
     on_message  ──▶  prepare(delivery)  ──▶  MicroBatcher ─▶ model  ──▶  publish decision/dead letter;
-    (submit)         check + decode          (max-batch /     (one      when the broker confirms it,
-                     starts on arrival       max-delay)       pass)     ack the frame
+    (submit)         check + decode    │     (max-batch /     (one      when the broker confirms it,
+                     starts on arrival │      max-delay)      pass)     ack the frame
+                                       └── unusable frame: straight to the pika thread as a dead letter
 
 Decoding starts the moment a frame arrives, so it overlaps with inference of the batch before.
+Only decodable frames enter the batcher: a camera sending garbage neither shrinks the model's
+batches nor makes its bad frames wait for an inference pass they will not get.
 pika is not thread-safe: only the pika thread touches the connection; the inference thread hands
 its outcomes over with ``add_callback_threadsafe``. A frame is acked only after its decision (or
 dead letter) is confirmed, so a crash anywhere loses nothing: unacked frames return to the queue.
@@ -19,6 +22,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
+from itertools import groupby
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
@@ -54,12 +58,12 @@ class BrokerRefused(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class InFlight:
-    """A frame handed to us: when it arrived, on which connection, and its decode in progress."""
+class Ready:
+    """A decoded frame waiting for a batch: when it was ready, and on which connection it came."""
 
-    arrived: float
+    ready_at: float
     generation: int
-    prepared: Future[Prepared | Rejected]
+    prepared: Prepared
 
 
 class FrameConsumer:
@@ -78,8 +82,10 @@ class FrameConsumer:
         self.stop = stop
         self.ready = threading.Event()  # set while consuming, for tests and health checks
         self._url = settings.amqp_url.get_secret_value()
-        self._batcher: MicroBatcher[InFlight] = MicroBatcher(
-            settings.max_batch, settings.max_delay_ms / 1000.0, arrival=lambda item: item.arrived
+        # max_delay counts from when a frame is decoded, as Triton counts from when a request
+        # reaches its scheduler (after pre-processing).
+        self._batcher: MicroBatcher[Ready] = MicroBatcher(
+            settings.max_batch, settings.max_delay_ms / 1000.0, arrival=lambda item: item.ready_at
         )
         self._generation = 0  # bumped on every (re)connect; outcomes of older channels are dropped
         self._outstanding = 0  # frames received on the current channel and not yet settled
@@ -161,22 +167,30 @@ class FrameConsumer:
         self._outstanding += 1
         self.metrics.in_flight.set(self._outstanding)
         future = self.processor.executor.submit(self.processor.prepare, delivery)
-        self._batcher.put(InFlight(time.monotonic(), self._generation, future))
+        future.add_done_callback(partial(self._on_prepared, self._generation))
+
+    def _on_prepared(self, generation: int, future: Future[Prepared | Rejected]) -> None:
+        """In a decode thread: a usable frame waits for a batch, an unusable one is settled now."""
+        result = future.result()  # prepare turns every failure into a Rejected
+        if isinstance(result, Rejected):
+            self._hand_over(generation, [result])
+        else:
+            self._batcher.put(Ready(time.monotonic(), generation, result))
 
     def _inference_loop(self) -> None:
         """Batches in, outcomes out; runs until the pika thread has finished and nothing is queued."""
         while not (self._finished.is_set() and self._batcher.qsize() == 0):
             batch = self._batcher.next_batch(idle_timeout=POLL_SECONDS)
-            if not batch:
-                continue
-            prepared = [item.prepared.result() for item in batch]
-            try:
-                outcomes = self.processor.infer(prepared)
-            except Exception as error:  # never lose frames to a bug: give them back to the broker
-                log.exception("batch failed")
-                outcomes = [Retry(p.frame.delivery if isinstance(p, Prepared) else p.delivery, repr(error))
-                            for p in prepared]  # fmt: skip
-            self._hand_over(batch[0].generation, outcomes)
+            # A reconnect can leave frames of the old channel queued next to those of the new one.
+            for generation, items in groupby(batch, key=lambda item: item.generation):
+                self._hand_over(generation, self._infer([item.prepared for item in items]))
+
+    def _infer(self, prepared: list[Prepared]) -> list[Outcome]:
+        try:
+            return self.processor.infer(prepared)
+        except Exception as error:  # never lose frames to a bug: give them back to the broker
+            log.exception("batch failed")
+            return [Retry(item.frame.delivery, repr(error)) for item in prepared]
 
     def _hand_over(self, generation: int, outcomes: list[Outcome]) -> None:
         connection = self._connection
