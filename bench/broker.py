@@ -39,6 +39,30 @@ CAMERA_ID = "bench-cam"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc); NaN if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def local_broker_pid() -> int | None:
+    """The pid of a RabbitMQ (Erlang ``beam.smp``) running on this machine, if there is one.
+
+    On a 2-core machine the broker shares the cores with the worker, so its CPU time per frame
+    is part of the pipeline's budget; with a remote broker this is None and nothing is charged.
+    """
+    for stat in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if stat.read_text().strip() == "beam.smp":
+                return int(stat.parent.name)
+        except OSError:
+            continue
+    return None
+
+
 class BenchError(RuntimeError):
     """Something stopped the measurement (no broker, a worker that died); the message says what."""
 
@@ -178,11 +202,7 @@ class WorkerProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the worker so far (from /proc)."""
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return float("nan")
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return process_cpu_seconds(self.process.pid)
 
     def scrape(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:

@@ -20,8 +20,10 @@ from bench.broker import (
     WorkerProcess,
     connect,
     delete_line,
+    local_broker_pid,
     new_line_id,
     prefill,
+    process_cpu_seconds,
     publish,
     stage_summary,
     stop_all,
@@ -87,10 +89,13 @@ def measure_throughput(
         processes = [
             WorkerProcess(amqp_url, line_id, model_dir, list(worker_args)).start() for _ in range(workers)
         ]
+        broker_pid = local_broker_pid()
         wait_for(tap, processes, 1, progress)
         cpu_first = sum(p.cpu_seconds() for p in processes)
+        broker_first = process_cpu_seconds(broker_pid) if broker_pid else None
         wait_for(tap, processes, count, progress)
         cpu_last = sum(p.cpu_seconds() for p in processes)
+        broker_last = process_cpu_seconds(broker_pid) if broker_pid else None
         for process in processes:  # a worker still warming up when the queue ran dry has no /metrics yet
             process.wait_ready()
         metrics = stage_summary([p.scrape() for p in processes])
@@ -113,6 +118,9 @@ def measure_throughput(
         "decisions_per_s_at_tap": tap_rate,
         "frame_bytes_mean": round(float(np.mean([len(f.jpeg) for f in batch]))),
         "worker_cpu_seconds_per_decision": (cpu_last - cpu_first) / max(1, len(arrivals) - 1),
+        "broker_cpu_seconds_per_decision": (  # None when the broker runs on another machine
+            (broker_last - broker_first) / max(1, len(arrivals) - 1) if broker_pid else None
+        ),
         "bins": dict(sorted(bins.items())),
         **metrics,
     }

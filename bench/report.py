@@ -69,6 +69,22 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _cpu_budget_row(table: Table, raw: dict[str, Any], pipeline: dict[str, Any]) -> None:
+    """Where the cores go per frame: the model alone, the whole worker, and a local broker."""
+    if not pipeline:
+        return
+    ms = {"worker": pipeline["worker_cpu_seconds_per_decision"] * 1000}
+    if pipeline.get("broker_cpu_seconds_per_decision") is not None:
+        ms["broker"] = pipeline["broker_cpu_seconds_per_decision"] * 1000
+    if raw:
+        ms["model alone (a)"] = raw["batch_sizes"][str(raw["best_batch_size"])]["cpu_ms_per_image"]
+    table.add_row(
+        "(b) CPU per decision",
+        f"{sum(v for k, v in ms.items() if k != 'model alone (a)'):.2f} core-ms",
+        ", ".join(f"{name} {value:.2f} ms" for name, value in ms.items()),
+    )
+
+
 def _figures_table(results: dict[str, Any]) -> Table:
     table = Table(title="Sortline worker benchmark", title_justify="left")
     table.add_column("measurement")
@@ -88,6 +104,7 @@ def _figures_table(results: dict[str, Any]) -> Table:
             f"{pipeline['decisions_per_s']:,.1f} dec/s",
             f"{pipeline['decisions']} frames, mean batch {pipeline['mean_batch_size']}; {stages}",
         )
+    _cpu_budget_row(table, raw, pipeline)
     latency = _section(results, "latency")
     if latency:
         table.add_row(

@@ -88,3 +88,14 @@ def test_model_input_is_normalised_rgb_nchw() -> None:
     assert batch.shape == (1, 3, 32, 32) and batch.dtype == np.float32
     assert batch[0, 0].mean() == pytest.approx((1.0 - spec.mean[0]) / spec.std[0], rel=1e-5)
     assert batch[0, 1].mean() == pytest.approx((0.0 - spec.mean[1]) / spec.std[1], rel=1e-5)
+
+
+def test_model_input_matches_the_textbook_normalisation() -> None:
+    """The fused multiply-add gives the floats of ``(x / 255 - mean) / std`` in NCHW order."""
+    spec = InputSpec(size=32)
+    rng = np.random.default_rng(7)
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    expected = (np.stack(images).astype(np.float64) / 255.0 - spec.mean) / spec.std
+    batch = to_model_input(images, spec)
+    assert batch.flags.c_contiguous
+    np.testing.assert_allclose(batch, expected.transpose(0, 3, 1, 2), atol=1e-5)
