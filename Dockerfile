@@ -2,6 +2,7 @@
 # Images of the Sortline processes, one build target each:
 #   docker build --target camera-agent -t sortline-camera-agent .
 #   docker build --target worker       -t sortline-worker .
+#   docker build --target worker-gpu   -t sortline-worker-gpu .   (CUDA base image: see below)
 # Each target installs only its pip extra (the camera box gets no onnxruntime), runs as a non-root
 # user, and takes secrets from files (deploy/docker/entrypoint.sh).
 
@@ -40,4 +41,17 @@ EXPOSE 9102
 ENV SORTLINE_METRICS_PORT=9102
 # The model is not baked in: it is mounted (compose volume, Kubernetes volume) and passed with --model,
 # so a promoted model does not need a new image.
+CMD ["classifier-worker"]
+
+# GPU worker: build with a CUDA runtime base, e.g.
+#   docker build --target worker-gpu --build-arg PYTHON_IMAGE=<CUDA 13 runtime image with Python 3.11> .
+# onnxruntime-gpu replaces onnxruntime (same module, CUDA execution provider); torch + torchvision
+# decode each batch's JPEGs with nvJPEG on the GPU (--decode auto picks that on a GPU).
+FROM base AS worker-gpu
+COPY classifier_worker ./classifier_worker
+RUN pip install ".[gpu]" && pip uninstall --yes onnxruntime && pip install "onnxruntime-gpu>=1.18" \
+    && rm -rf /opt/sortline/build
+USER 10001:10001
+EXPOSE 9102
+ENV SORTLINE_METRICS_PORT=9102 SORTLINE_DEVICE=cuda
 CMD ["classifier-worker"]

@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -18,6 +19,9 @@ from classifier_worker.processor import BatchProcessor
 from classifier_worker.settings import WorkerSettings
 from sortline.manifest import ModelIntegrityError
 from sortline.settings import configure_logging, parse_cli
+
+if TYPE_CHECKING:
+    from classifier_worker.device_imaging import DeviceDecoder
 
 log = logging.getLogger("classifier_worker")
 
@@ -46,8 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    try:
+        device_decoder = make_device_decoder(settings.decode, model)
+    except ImportError as error:
+        print(f"classifier-worker: --decode device needs torch and torchvision: {error}", file=sys.stderr)
+        return 2
     with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as executor:
-        processor = BatchProcessor(model, settings, metrics, executor)
+        processor = BatchProcessor(model, settings, metrics, executor, device_decoder)
         try:
             FrameConsumer(settings, processor, metrics, stop).run()
         except BrokerRefused as error:
@@ -55,6 +64,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     log.info("stopped")
     return 0
+
+
+def make_device_decoder(decode: str, model: CascadeModel) -> DeviceDecoder | None:
+    """The on-device decoder for ``--decode device``, or for ``auto`` on a GPU; else None (OpenCV)."""
+    if decode == "cpu" or (decode == "auto" and not model.on_gpu):
+        return None
+    try:
+        from classifier_worker.device_imaging import DeviceDecoder, cuda_decode_available
+    except ImportError:
+        if decode == "auto":  # a GPU image without torch still works, decoding on the CPU
+            log.warning("model on GPU but torch is not installed; decoding JPEGs on the CPU")
+            return None
+        raise
+    device = "cuda" if model.on_gpu and cuda_decode_available() else "cpu"
+    if decode == "auto" and device == "cpu":
+        return None
+    log.info("decoding JPEGs per batch with torchvision on %s", device)
+    return DeviceDecoder(model.manifest.input, device)
 
 
 if __name__ == "__main__":

@@ -56,12 +56,11 @@ def _reduced_read_flag(width: int, height: int, target: int) -> int:
     return cv2.IMREAD_COLOR
 
 
-def decode_frame(body: bytes, *, target_size: int, max_pixels: int) -> np.ndarray:
-    """Decode an encoded frame to a BGR uint8 image, or raise :class:`InvalidFrame`.
+def check_encoded(body: bytes, *, max_pixels: int) -> tuple[int, int]:
+    """(width, height) of an encoded frame from its header, or raise :class:`InvalidFrame`.
 
-    The header is read first so that a frame claiming 60000 x 60000 pixels is refused before
-    OpenCV allocates memory for it; large frames are decoded at 1/2, 1/4 or 1/8 scale, which
-    libjpeg does in its IDCT at a fraction of the cost of a full decode and resize.
+    Run before any decoder sees the bytes, so that a frame claiming 60000 x 60000 pixels is
+    refused before memory is allocated for it.
     """
     if not body:
         raise InvalidFrame(DeadLetterReason.EMPTY_BODY, "frame body is empty")
@@ -73,6 +72,16 @@ def decode_frame(body: bytes, *, target_size: int, max_pixels: int) -> np.ndarra
         raise InvalidFrame(DeadLetterReason.UNDECODABLE_IMAGE, f"header says {width}x{height}")
     if width * height > max_pixels:
         raise InvalidFrame(DeadLetterReason.IMAGE_TOO_LARGE, f"{width}x{height} exceeds {max_pixels} pixels")
+    return width, height
+
+
+def decode_frame(body: bytes, *, target_size: int, max_pixels: int) -> np.ndarray:
+    """Decode an encoded frame to a BGR uint8 image, or raise :class:`InvalidFrame`.
+
+    The header is checked first (:func:`check_encoded`); large frames are decoded at 1/2, 1/4 or
+    1/8 scale, which libjpeg does in its IDCT at a fraction of the cost of a full decode and resize.
+    """
+    width, height = check_encoded(body, max_pixels=max_pixels)
     flag = _reduced_read_flag(width, height, target_size) if body[:2] == b"\xff\xd8" else cv2.IMREAD_COLOR
     image = cv2.imdecode(np.frombuffer(body, dtype=np.uint8), flag)
     if image is None or image.size == 0:

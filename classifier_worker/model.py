@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -123,6 +124,31 @@ class CascadeModel:
 
     def predict(self, batch: np.ndarray) -> Prediction:
         p_organic, material_probs = self._session.run(self._output_names, {self.manifest.input.name: batch})
+        return Prediction(p_organic.reshape(-1), material_probs)
+
+    @property
+    def on_gpu(self) -> bool:
+        return self._session.get_providers()[0] == "CUDAExecutionProvider"
+
+    def predict_on_device(self, batch: Any) -> Prediction:
+        """Run a torch tensor that already sits on the model's device, without a host round trip.
+
+        ONNX Runtime reads the tensor's memory in place (I/O binding); only the small outputs
+        come back to the host. Used with ``DeviceDecoder``: nvJPEG output goes straight in.
+        """
+        binding = self._session.io_binding()
+        binding.bind_input(
+            self.manifest.input.name,
+            device_type=batch.device.type,
+            device_id=batch.device.index or 0,
+            element_type=np.float32,
+            shape=tuple(batch.shape),
+            buffer_ptr=batch.data_ptr(),
+        )
+        for name in self._output_names:
+            binding.bind_output(name, "cpu")
+        self._session.run_with_iobinding(binding)
+        p_organic, material_probs = binding.copy_outputs_to_cpu()
         return Prediction(p_organic.reshape(-1), material_probs)
 
     def decide(self, prediction: Prediction) -> list[CascadeDecision]:

@@ -10,16 +10,20 @@ import logging
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from classifier_worker.decisions import build_decision
 from classifier_worker.frames import Delivery, Frame, check_frame
-from classifier_worker.imaging import decode_frame, resize_for_model, to_model_input
+from classifier_worker.imaging import check_encoded, decode_frame, resize_for_model, to_model_input
 from classifier_worker.metrics import WorkerMetrics
-from classifier_worker.model import CascadeModel
+from classifier_worker.model import CascadeModel, Prediction
 from classifier_worker.settings import WorkerSettings
 from sortline.messages import DeadLetterReason, DecisionMessage, InvalidFrame
+
+if TYPE_CHECKING:  # torch is only installed on workers that decode on the device
+    from classifier_worker.device_imaging import DeviceDecoder
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ class Retry:
 @dataclass(frozen=True, slots=True)
 class Prepared:
     frame: Frame
-    pixels: np.ndarray  # model-sized RGB uint8
+    pixels: np.ndarray | None  # model-sized RGB uint8; None when the batch is decoded on the device
 
 
 Outcome = Decided | Rejected | Retry
@@ -63,12 +67,18 @@ class BatchProcessor:
     """``prepare`` runs per frame in decode threads; ``infer`` runs per batch on one thread."""
 
     def __init__(
-        self, model: CascadeModel, settings: WorkerSettings, metrics: WorkerMetrics, executor: Executor
+        self,
+        model: CascadeModel,
+        settings: WorkerSettings,
+        metrics: WorkerMetrics,
+        executor: Executor,
+        device_decoder: DeviceDecoder | None = None,
     ) -> None:
         self.model = model
         self.settings = settings
         self.metrics = metrics
         self.executor = executor
+        self.device_decoder = device_decoder  # set: JPEGs are decoded per batch on the model's device
 
     def process(self, deliveries: list[Delivery]) -> list[Outcome]:
         """Both steps for a list of deliveries (decoding in the executor); outcomes keep their order."""
@@ -79,6 +89,9 @@ class BatchProcessor:
         started = time.perf_counter()
         try:
             frame = check_frame(delivery, max_body_bytes=self.settings.max_body_bytes)
+            if self.device_decoder is not None:  # header checks here, pixels on the device later
+                check_encoded(delivery.body, max_pixels=self.settings.max_pixels)
+                return Prepared(frame, None)
             spec = self.model.manifest.input
             image = decode_frame(delivery.body, target_size=spec.size, max_pixels=self.settings.max_pixels)
             return Prepared(frame, resize_for_model(image, spec))
@@ -104,13 +117,18 @@ class BatchProcessor:
 
     def _infer(self, ready: list[Prepared]) -> dict[int, Outcome]:
         started = time.perf_counter()
-        batch = to_model_input([item.pixels for item in ready], self.model.manifest.input)
-        prediction = self.model.predict(batch)
+        outcomes: dict[int, Outcome] = {}
+        if self.device_decoder is None:
+            batch = to_model_input([item.pixels for item in ready], self.model.manifest.input)
+            prediction = self.model.predict(batch)
+        else:
+            ready, prediction = self._predict_on_device(ready, outcomes)
+            if not ready:
+                return outcomes
         decisions = self.model.decide(prediction)
         self.metrics.stage_seconds.labels(stage="inference").observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(ready))
         now_ns = time.time_ns()
-        outcomes: dict[int, Outcome] = {}
         for item, decision, p, probs in zip(
             ready, decisions, prediction.p_organic, prediction.material_probs, strict=True
         ):
@@ -125,6 +143,17 @@ class BatchProcessor:
             )
             outcomes[id(item)] = Decided(item.frame.delivery, message)
         return outcomes
+
+    def _predict_on_device(
+        self, ready: list[Prepared], outcomes: dict[int, Outcome]
+    ) -> tuple[list[Prepared], Prediction | None]:
+        """Decode the batch on the device; frames it cannot decode become dead letters in ``outcomes``."""
+        batch = self.device_decoder.batch([item.frame.delivery.body for item in ready])
+        for index, detail in batch.failed.items():
+            item = ready[index]
+            outcomes[id(item)] = Rejected(item.frame.delivery, DeadLetterReason.UNDECODABLE_IMAGE, detail)
+        decoded = [ready[index] for index in batch.decoded]
+        return decoded, (self.model.predict_on_device(batch.tensor) if decoded else None)
 
     def _infer_one_by_one(self, ready: list[Prepared]) -> dict[int, Outcome]:
         """Isolate the frame that breaks inference so that its neighbours are still decided."""

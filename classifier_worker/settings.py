@@ -38,6 +38,12 @@ class WorkerSettings(SortlineSettings):
         "auto",
         description="Where the model runs: cuda (GPU via onnxruntime-gpu), cpu, or auto (GPU if present).",
     )
+    decode: Literal["auto", "cpu", "device"] = Field(
+        "auto",
+        description="Where JPEGs are decoded: cpu (OpenCV in --decode-threads), device (each batch with "
+        "torchvision on the model's device: nvJPEG on a GPU; needs the gpu extra), or auto (device when "
+        "the model runs on a GPU and torch sees it, else cpu).",
+    )
     decode_threads: int = Field(
         2, ge=1, le=64, description="Threads decoding JPEGs (OpenCV releases the GIL)."
     )

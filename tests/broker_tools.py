@@ -14,6 +14,7 @@ from typing import Any
 import pika
 from prometheus_client import CollectorRegistry
 
+from classifier_worker.cli import make_device_decoder
 from classifier_worker.consumer import FrameConsumer
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.model import CascadeModel
@@ -108,7 +109,9 @@ def running_worker(
     metrics = WorkerMetrics(registry)
     stop = threading.Event()
     with ThreadPoolExecutor(2) as executor:
-        consumer = FrameConsumer(settings, BatchProcessor(model, settings, metrics, executor), metrics, stop)
+        decoder = make_device_decoder(settings.decode, model)
+        processor = BatchProcessor(model, settings, metrics, executor, decoder)
+        consumer = FrameConsumer(settings, processor, metrics, stop)
         thread = threading.Thread(target=consumer.run, name=f"worker-{line_id}", daemon=True)
         thread.start()
         assert consumer.ready.wait(10), "worker did not start consuming"

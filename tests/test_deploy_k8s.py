@@ -190,6 +190,10 @@ def test_gpu_overlay_requests_one_gpu() -> None:
     assert container["name"] == "worker"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert container["resources"]["requests"]["nvidia.com/gpu"] == 1
+    kustomization = yaml.safe_load((K8S / "overlays" / "gpu" / "kustomization.yaml").read_text())
+    (image,) = kustomization["images"]
+    assert (image["name"], image["newName"]) == ("sortline-worker", "sortline-worker-gpu")
+    assert "FROM base AS worker-gpu" in (K8S.parent.parent / "Dockerfile").read_text()
 
 
 def test_no_secret_values_in_git() -> None:

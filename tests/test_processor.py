@@ -27,6 +27,7 @@ class FlakyModel:
         self.manifest = model.manifest
         self.version = model.version
         self.delay_s = delay_s
+        self.on_gpu = False
 
     def predict(self, batch: np.ndarray):
         time.sleep(self.delay_s)

@@ -24,8 +24,9 @@ def jpeg(color: tuple[int, int, int]) -> bytes:
     return cv2.imencode(".jpg", image)[1].tobytes()
 
 
+@pytest.mark.parametrize("decode", ["cpu", "device"])  # device: torchvision's decoder, here on the CPU
 def test_bad_frames_are_dead_lettered_with_reasons_and_valid_neighbours_decided(
-    amqp_url, line_id, tiny_model_dir
+    amqp_url, line_id, tiny_model_dir, decode
 ):
     valid = [
         (jpeg((0, 200, 0)), frame_headers(line_id, i, source=f"ok/{i}.jpg"), "image/jpeg") for i in range(6)
@@ -36,7 +37,7 @@ def test_bad_frames_are_dead_lettered_with_reasons_and_valid_neighbours_decided(
     messages = [*valid[:3], corrupt, headerless, wrong_type, *valid[3:]]
     with decisions_tap(amqp_url, line_id) as decisions, dead_letter_tap(amqp_url, line_id) as dead:
         publish_raw(amqp_url, line_id, messages)
-        with running_worker(amqp_url, line_id, tiny_model_dir, max_batch=4) as worker:
+        with running_worker(amqp_url, line_id, tiny_model_dir, max_batch=4, decode=decode) as worker:
             decided = decisions.collect(6, timeout=20)
             dead_letters = dead.collect(3, timeout=10)
             decisions.settle()
