@@ -21,7 +21,8 @@ class WorkerSettings(SortlineSettings):
         "auto",
         pattern=r"^[a-z0-9_-]{1,32}$",
         description="Model file to serve: main (the fp32 file), a variant listed in the manifest "
-        "(e.g. int8), or auto: int8 on CPUs when its measured accuracy cost is within 0.5 point, else main.",
+        "(e.g. int8, fp16), or auto: int8 on CPUs, fp16 on GPUs, when its measured accuracy cost is within "
+        "0.5 point, else main.",
     )
     line_id: Identifier = Field("line-1", description="Sorting line whose frames queue this worker serves.")
     max_batch: int = Field(16, ge=1, le=256, description="A batch closes when it holds this many frames ...")

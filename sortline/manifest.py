@@ -122,6 +122,11 @@ def load_manifest(model_dir: Path, *, verify: bool = True) -> ModelManifest:
     return manifest
 
 
+def write_manifest(model_dir: Path, manifest: ModelManifest) -> None:
+    """manifest.json, pretty-printed so that reviews can diff it."""
+    (model_dir / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
+
+
 def _check_file(path: Path, expected_sha256: str, verify: bool) -> None:
     """The file must exist and, when verifying, hold exactly the bytes the manifest names."""
     if not path.is_file():

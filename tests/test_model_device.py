@@ -79,13 +79,14 @@ def test_a_listed_variant_is_served_under_its_own_version(tiny_model_dir, tmp_pa
     [
         ("auto", -0.001, ["CPUExecutionProvider"], "int8"),  # cheap enough: int8 on a CPU
         ("auto", -0.02, ["CPUExecutionProvider"], None),  # costs 2 points: keep fp32
-        ("auto", -0.001, ["CUDAExecutionProvider", "CPUExecutionProvider"], None),  # GPUs serve fp32
+        ("auto", -0.001, ["CUDAExecutionProvider", "CPUExecutionProvider"], "fp16"),  # GPUs: fp16
+        ("auto", -0.02, ["CUDAExecutionProvider", "CPUExecutionProvider"], None),  # too costly: fp32
         ("auto", None, ["CPUExecutionProvider"], None),  # cost never measured: keep fp32
         ("main", -0.001, ["CPUExecutionProvider"], None),
         ("int8", -0.02, ["CPUExecutionProvider"], "int8"),  # asked for by name: served as asked
     ],
 )
-def test_auto_serves_int8_on_cpus_only_when_it_costs_at_most_half_a_point(
+def test_auto_serves_int8_on_cpus_fp16_on_gpus_only_when_it_costs_at_most_half_a_point(
     requested, delta, providers, expected
 ):
     from classifier_worker.model import choose_variant
@@ -93,6 +94,9 @@ def test_auto_serves_int8_on_cpus_only_when_it_costs_at_most_half_a_point(
 
     manifest = ModelManifest(
         version="v", created_at="now", architecture="a", onnx_sha256="0" * 64,
-        variants={"int8": {"file": "m.int8.onnx", "sha256": "1" * 64, "accuracy_delta": delta}},
+        variants={
+            "int8": {"file": "m.int8.onnx", "sha256": "1" * 64, "accuracy_delta": delta},
+            "fp16": {"file": "m.fp16.onnx", "sha256": "2" * 64, "accuracy_delta": delta},
+        },
     )  # fmt: skip
     assert choose_variant(requested, manifest, providers) == expected

@@ -16,7 +16,7 @@ import pytest
 from classifier_worker.imaging import to_model_input
 from classifier_worker.model import CascadeModel
 from sortline.labels import BINS, MATERIALS
-from sortline.manifest import load_manifest
+from sortline.manifest import load_manifest, write_manifest
 from trainer.cli import main
 from trainer.features import load_rgb
 
@@ -96,7 +96,7 @@ def test_train_then_evaluate_gives_a_served_model(
     assert {"path", "label", "bin", "confidence", "p_organic", "material", "material_probs"} <= set(rows[0])
 
 
-def test_finetune_trains_calibrates_and_exports_fp32_and_int8(
+def test_finetune_trains_calibrates_and_exports_fp32_int8_and_fp16(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "ft"
@@ -115,7 +115,20 @@ def test_finetune_trains_calibrates_and_exports_fp32_and_int8(
     assert 0.0 <= int8["vs_fp32"]["bin_agreement"] <= 1.0
     if int8["kept"]:
         assert "int8" in manifest.variants and (out / manifest.variants["int8"].file).is_file()
+    fp16 = manifest.validation["fp16"]
+    assert fp16["vs_fp32"]["max_abs_diff_material_probs"] < 0.02  # half precision, same network
+    assert fp16["kept"] and manifest.variants["fp16"].file == "model.fp16.onnx"
+    assert CascadeModel.load(out, variant="fp16").version == f"{manifest.version}+fp16"  # sha256 checked
     assert (tmp_path / "run" / "last.pt").is_file()
+
+    # `trainer variants` rebuilds a variant of a finished model without retraining it.
+    (out / "model.fp16.onnx").unlink()
+    write_manifest(out, manifest.model_copy(update={"variants": {}}))
+    assert main(["variants", "--model", str(out), "--data", str(data_dir), "--no-int8"]) == 0
+    assert "fp16: material accuracy" in capsys.readouterr().out
+    rebuilt = load_manifest(out)
+    assert set(rebuilt.variants) == {"fp16"} and rebuilt.onnx_sha256 == manifest.onnx_sha256
+    assert CascadeModel.load(out, variant="fp16").version == f"{manifest.version}+fp16"
 
     capsys.readouterr()
     report = tmp_path / "report"

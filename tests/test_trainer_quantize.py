@@ -1,4 +1,4 @@
-"""int8 export of a (tiny) cascade model: static quantization, parity and agreement with fp32."""
+"""int8 and fp16 encodings of a (tiny) cascade model: parity and agreement with fp32."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import torch
 
 from sortline.manifest import InputSpec
@@ -15,6 +16,7 @@ from trainer.export import CascadeNet, export_onnx
 from trainer.finalize import parity_batch, torch_parity
 from trainer.heads import make_head
 from trainer.quantize import calibration_samples, quantize_int8, session, speed
+from trainer.variants import convert_fp16
 
 SPEC = InputSpec(size=32)
 
@@ -61,3 +63,18 @@ def test_mirror_averaged_graph_exports_with_the_same_interface(tmp_path: Path) -
         p_flip, m_flip = single(torch.from_numpy(batch[..., ::-1].copy()))
     assert np.allclose(p, ((p_plain + p_flip) / 2).numpy(), atol=1e-5)
     assert np.allclose(m, ((m_plain + m_flip) / 2).numpy(), atol=1e-5)
+
+
+def test_fp16_model_keeps_float32_io_and_agrees_with_fp32(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = CascadeNet(tiny_backbone(), make_head(1, 0.0), make_head(6, 0.0)).eval()
+    fp32, fp16 = tmp_path / "model.onnx", tmp_path / "model.fp16.onnx"
+    export_onnx(net, fp32, ["p_organic", "material_probs"], size=SPEC.size)
+    convert_fp16(fp32, fp16)
+    graph = onnx.load(str(fp16)).graph
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # callers unchanged
+    assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in graph.initializer)
+    batch = np.random.default_rng(1).standard_normal((4, 3, SPEC.size, SPEC.size), dtype=np.float32)
+    p32, m32 = session(fp32).run(None, {"image": batch})
+    p16, m16 = session(fp16).run(None, {"image": batch})
+    assert p16.dtype == np.float32 and np.abs(p32 - p16).max() < 0.01 and np.abs(m32 - m16).max() < 0.01

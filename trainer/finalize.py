@@ -18,29 +18,20 @@ import numpy as np
 from classifier_worker.imaging import to_model_input
 from classifier_worker.model import CascadeModel
 from sortline.cascade import CascadeThresholds
-from sortline.manifest import (
-    MANIFEST_FILE,
-    InputSpec,
-    ModelManifest,
-    ModelVariant,
-    TrainingRecord,
-    sha256_of,
-)
+from sortline.manifest import InputSpec, ModelManifest, TrainingRecord, sha256_of, write_manifest
 from trainer import calibrate, dataset, quantize
-from trainer.evaluate import compute_metrics
 from trainer.export import CascadeNet, export_onnx
 from trainer.features import load_rgb_or_none
 from trainer.finetune import Trainer
 from trainer.predict import ScoredSet, score
 from trainer.train_finetune import FinetuneRun, Splits
+from trainer.variants import build_variants, metrics_of
 
 log = logging.getLogger(__name__)
 
 ARCHITECTURE = "efficientnet_lite0 (fine-tuned) + 2 heads"
 MIRRORED = ", mean of the image and its mirror"
 PARITY_TOLERANCE = 1e-4
-INT8_MAX_ACCURACY_LOSS = 0.005
-INT8_FILE = "model.int8.onnx"
 
 
 def parity_batch(samples: list[dataset.Sample], spec: InputSpec, count: int = 16) -> np.ndarray:
@@ -66,18 +57,9 @@ def torch_parity(net: CascadeNet, onnx_path: Path, batch: np.ndarray) -> dict[st
     }
 
 
-def write_manifest(out: Path, manifest: ModelManifest) -> None:
-    (out / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
-
-
 def served_figures(model: CascadeModel, samples: list[dataset.Sample], workers: int) -> ScoredSet:
     """The served model's outputs and decisions on files."""
     return score(model, samples, workers=workers)
-
-
-def metrics_of(scored: ScoredSet) -> dict[str, Any]:
-    labels = [s.label for s in scored.samples]
-    return compute_metrics(labels, scored.p_organic, scored.material_probs, scored.decisions)
 
 
 def calibrated(out: Path, manifest: ModelManifest, calib: list[dataset.Sample], workers: int):
@@ -88,61 +70,6 @@ def calibrated(out: Path, manifest: ModelManifest, calib: list[dataset.Sample], 
     thresholds, info = calibrate.calibrate_cascade(labels, scored.p_organic, scored.material_probs)
     info["data"] = f"calibration subset, {len(labels)} images from the training side"
     return thresholds, info
-
-
-def variant_model(out: Path, manifest: ModelManifest, file: str) -> CascadeModel:
-    """A ``CascadeModel`` serving another ONNX file of the same model directory."""
-    variant = manifest.model_copy(update={"onnx_file": file, "onnx_sha256": sha256_of(out / file)})
-    return CascadeModel(variant, quantize.session(out / file))
-
-
-def agreement(a: ScoredSet, b: ScoredSet) -> dict[str, float]:
-    """How often two encodings of a model decide the same, and their largest output difference."""
-    return {
-        "bin_agreement": float(
-            np.mean([x.bin == y.bin for x, y in zip(a.decisions, b.decisions, strict=True)])
-        ),
-        "material_agreement": float((a.material_probs.argmax(1) == b.material_probs.argmax(1)).mean()),
-        "max_abs_diff_p_organic": float(np.abs(a.p_organic - b.p_organic).max()),
-        "max_abs_diff_material_probs": float(np.abs(a.material_probs - b.material_probs).max()),
-    }
-
-
-def int8_variant(
-    out: Path, manifest: ModelManifest, run: FinetuneRun, splits: Splits, fp32_val: ScoredSet
-) -> tuple[ModelVariant | None, dict[str, Any]]:
-    """Quantize, score on validation, time both; keep the file only within the accuracy budget."""
-    spec = manifest.input
-    quantize.quantize_int8(
-        out / manifest.onnx_file, out / INT8_FILE, quantize.calibration_samples(splits.fit), spec
-    )
-    int8_val = served_figures(variant_model(out, manifest, INT8_FILE), splits.val, run.workers)
-    fp32_m, int8_m = metrics_of(fp32_val), metrics_of(int8_val)
-    delta = (int8_m["material_accuracy"] or 0.0) - (fp32_m["material_accuracy"] or 0.0)
-    figures: dict[str, Any] = {
-        "validation": int8_m,
-        "vs_fp32": agreement(fp32_val, int8_val),
-        "speed_img_per_s": quantize.speed(
-            {"fp32": out / manifest.onnx_file, "int8": out / INT8_FILE}, spec, seconds=run.speed_seconds
-        ),
-        "method": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations, "
-        "MinMax ranges from 300 training images; every supported op quantized but the output "
-        "Sigmoid/Softmax",
-        "accuracy_delta": delta,
-        "kept": delta >= -INT8_MAX_ACCURACY_LOSS,
-    }
-    log.info("int8: material accuracy delta %+.4f, speed %s", delta, figures["speed_img_per_s"])
-    if not figures["kept"]:
-        (out / INT8_FILE).unlink()
-        return None, figures
-    variant = ModelVariant(
-        file=INT8_FILE,
-        sha256=sha256_of(out / INT8_FILE),
-        description="int8 (QDQ) encoding of model.onnx; same inputs, outputs and thresholds",
-        accuracy_delta=round(delta, 6),
-        figures=figures,
-    )
-    return variant, figures
 
 
 def training_record(
@@ -174,7 +101,7 @@ def training_record(
 
 
 def finalize(run: FinetuneRun, splits: Splits, trainer: Trainer, train_seconds: float) -> ModelManifest:
-    """Write ``run.out``: model.onnx (+ model.int8.onnx), manifest.json with all figures."""
+    """Write ``run.out``: model.onnx (+ int8 and fp16 variants), manifest.json with all figures."""
     out = run.out
     out.mkdir(parents=True, exist_ok=True)
     net = trainer.net.cpu().eval()
@@ -198,12 +125,11 @@ def finalize(run: FinetuneRun, splits: Splits, trainer: Trainer, train_seconds: 
     write_manifest(out, manifest)
     fp32_val = served_figures(CascadeModel.load(out), splits.val, run.workers)
     validation = {**metrics_of(fp32_val), "calibration": calibration, "note": VALIDATION_NOTE}
-    variants: dict[str, ModelVariant] = {}
-    if run.int8:
-        variant, int8_figures = int8_variant(out, manifest, run, splits, fp32_val)
-        validation["int8"] = int8_figures
-        if variant is not None:
-            variants["int8"] = variant
+    variants, variant_figures = build_variants(
+        out, manifest, splits.fit, fp32_val,
+        workers=run.workers, int8=run.int8, fp16=run.fp16, speed_seconds=run.speed_seconds,
+    )  # fmt: skip
+    validation.update(variant_figures)
     training = manifest.training.model_copy(update={"duration_s": round(train_seconds, 1)})
     manifest = manifest.model_copy(
         update={"validation": validation, "variants": variants, "training": training}

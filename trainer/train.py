@@ -15,7 +15,7 @@ from classifier_worker.imaging import to_model_input
 from classifier_worker.model import CascadeModel
 from sortline.cascade import CascadeThresholds
 from sortline.labels import ORGANIC
-from sortline.manifest import MANIFEST_FILE, InputSpec, ModelManifest, TrainingRecord, sha256_of
+from sortline.manifest import InputSpec, ModelManifest, TrainingRecord, sha256_of, write_manifest
 from trainer import calibrate, dataset, features, heads
 from trainer.backbone import create_backbone
 from trainer.evaluate import compute_metrics
@@ -68,11 +68,6 @@ def _export_and_check(net: CascadeNet, out: Path, val_samples: list[dataset.Samp
     return {**diffs, "n_images": len(images), "tolerance": PARITY_TOLERANCE}
 
 
-def _write_manifest(out: Path, manifest: ModelManifest) -> None:
-    """manifest.json, pretty-printed so reviews can diff it."""
-    (out / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
-
-
 def _manifest(cfg: TrainConfig, thresholds: CascadeThresholds, training: TrainingRecord) -> ModelManifest:
     """Manifest of the exported ONNX file; the version carries the date and the sha256 prefix."""
     sha = sha256_of(cfg.out / "model.onnx")
@@ -118,11 +113,11 @@ def run(cfg: TrainConfig) -> ModelManifest:
         onnx_parity_max_abs_diff=parity_figures,
     )
     manifest = _manifest(cfg, thresholds, training)
-    _write_manifest(cfg.out, manifest)
+    write_manifest(cfg.out, manifest)
     validation = _validate(cfg, val_set.samples, calibration)
     training = training.model_copy(update={"duration_s": round(time.monotonic() - started, 1)})
     manifest = manifest.model_copy(update={"validation": validation, "training": training})
-    _write_manifest(cfg.out, manifest)
+    write_manifest(cfg.out, manifest)
     log.info("wrote %s (%s)", cfg.out, manifest.version)
     return manifest
 

@@ -44,6 +44,7 @@ class FinetuneRun:
     threads: int = 0
     workers: int = 2
     int8: bool = True
+    fp16: bool = True
     refit: HeadConfig | None = field(default_factory=HeadConfig)
     mirror_average: bool = True
     speed_seconds: float = 4.0
