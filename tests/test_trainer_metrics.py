@@ -44,6 +44,12 @@ def test_headline_figures(metrics: dict) -> None:
     assert metrics["low_confidence_fraction"] == pytest.approx(1 / 7)
 
 
+def test_target_figures_leave_trash_out(metrics: dict) -> None:
+    """The targets speak of the five recyclables, and of sortable items lost to residual."""
+    assert metrics["recyclable_material_accuracy"] == pytest.approx(2 / 3)  # glass, glass, metal->glass
+    assert metrics["sortable_residual_fraction"] == pytest.approx(1 / 5)  # 2 organic, 2 glass, 1 metal
+
+
 def test_purity_and_recovery_per_bin(metrics: dict) -> None:
     bins = metrics["per_bin"]
     assert bins["organic"] == {"predicted": 2, "expected": 2, "purity": 0.5, "recovery": 0.5}

@@ -70,7 +70,7 @@ def test_report_writes_json_pngs_and_summary(tmp_path: Path) -> None:
     assert set(report["plots"].values()) == PNGS
     assert 0.0 <= report["stage1_roc_auc"] <= 1.0
     summary = (out / "summary.md").read_text()
-    assert "| material accuracy |" in summary
+    assert "| material accuracy (the five recyclables) |" in summary
     assert "purity_recovery.png" in summary
 
 

@@ -14,7 +14,15 @@ from typing import Any
 import numpy as np
 
 from sortline.cascade import CascadeDecision, CascadeThresholds, ResidualReason, decide
-from sortline.labels import BINS, DATA_LABELS, MATERIALS, ORGANIC, expected_bin
+from sortline.labels import (
+    BINS,
+    DATA_LABELS,
+    MATERIALS,
+    ORGANIC,
+    RECYCLABLE_MATERIALS,
+    RESIDUAL,
+    expected_bin,
+)
 
 
 def decide_all(
@@ -62,14 +70,26 @@ def compute_metrics(
     material_probs: np.ndarray,
     decisions: Sequence[CascadeDecision],
 ) -> dict[str, Any]:
-    """Stage-1, material and bin accuracy, per-bin purity/recovery, residual fraction, counts."""
+    """Stage-1, material and bin accuracy, per-bin purity/recovery, residual fractions, counts.
+
+    ``material_accuracy`` is the 6-way argmax (trash included) on every material-labelled image;
+    ``recyclable_material_accuracy`` the same argmax on the five recyclables only (a recyclable
+    called trash is wrong), which is how the targets define material accuracy.
+    """
     bins = [d.bin for d in decisions]
     organic_pred = [b == ORGANIC for b in bins]
     stage1 = sum(pred == (label == ORGANIC) for pred, label in zip(organic_pred, labels, strict=True))
     material_rows = [i for i, label in enumerate(labels) if label in MATERIALS]
     material_hits = sum(MATERIALS[int(np.argmax(material_probs[i]))] == labels[i] for i in material_rows)
+    # The issue's "material accuracy" is over the five recyclables; trash is the catch-all class.
+    recyclable_rows = [i for i, label in enumerate(labels) if label in RECYCLABLE_MATERIALS]
+    recyclable_hits = sum(MATERIALS[int(np.argmax(material_probs[i]))] == labels[i] for i in recyclable_rows)
     binned = [i for i, label in enumerate(labels) if expected_bin(label) is not None]
     bin_hits = sum(bins[i] == expected_bin(labels[i]) for i in binned)
+    # Items that belong in a sorted bin but went to residual: recovery lost to abstention. Trash
+    # belongs in residual, so the plain residual fraction mostly says how much trash the data holds.
+    sortable = [i for i in binned if expected_bin(labels[i]) != RESIDUAL]
+    sortable_to_residual = sum(bins[i] == RESIDUAL for i in sortable)
     low_conf = sum(d.residual_reason == ResidualReason.LOW_CONFIDENCE for d in decisions)
     counts = Counter(labels)
     return {
@@ -77,8 +97,10 @@ def compute_metrics(
         "counts": {label: counts[label] for label in DATA_LABELS if counts[label]},
         "stage1_accuracy": _ratio(stage1, len(labels)),
         "material_accuracy": _ratio(material_hits, len(material_rows)),
+        "recyclable_material_accuracy": _ratio(recyclable_hits, len(recyclable_rows)),
         "bin_accuracy": _ratio(bin_hits, len(binned)),
-        "residual_fraction": _ratio(sum(b == "residual" for b in bins), len(bins)),
+        "residual_fraction": _ratio(sum(b == RESIDUAL for b in bins), len(bins)),
+        "sortable_residual_fraction": _ratio(sortable_to_residual, len(sortable)),
         "low_confidence_fraction": _ratio(low_conf, len(bins)),
         "per_bin": per_bin(labels, bins),
     }

@@ -13,11 +13,9 @@ from rich.table import Table
 
 from classifier_worker.model import CascadeModel
 from sortline.labels import MATERIALS
-from sortline.manifest import variant_path
 from trainer import dataset
 from trainer.evaluate import compute_metrics
 from trainer.predict import ScoredSet, score
-from trainer.quantize import session
 
 
 def _fmt(value: float | None) -> str:
@@ -30,11 +28,13 @@ def render_table(metrics: dict[str, Any], console: Console) -> None:
     for name in (
         "stage1_accuracy",
         "material_accuracy",
+        "recyclable_material_accuracy",
         "bin_accuracy",
         "residual_fraction",
+        "sortable_residual_fraction",
         "low_confidence_fraction",
     ):
-        console.print(f"  {name:<24} {_fmt(metrics[name])}")
+        console.print(f"  {name:<30} {_fmt(metrics[name])}")
     table = Table(title="per bin")
     for column in ("bin", "predicted", "expected", "purity", "recovery"):
         table.add_column(column, justify="left" if column == "bin" else "right")
@@ -67,15 +67,8 @@ def write_predictions(scored: ScoredSet, path: Path) -> None:
 
 
 def load_model(model_dir: Path, variant: str | None) -> CascadeModel:
-    """The served model, or one of its verified variants (e.g. int8) with the same manifest."""
-    model = CascadeModel.load(model_dir)
-    if variant is None:
-        return model
-    path = variant_path(model_dir, model.manifest, variant)
-    manifest = model.manifest.model_copy(
-        update={"onnx_file": path.name, "onnx_sha256": model.manifest.variants[variant].sha256}
-    )
-    return CascadeModel(manifest, session(path))
+    """The served model, or one of its variants (e.g. int8), each verified by its sha256."""
+    return CascadeModel.load(model_dir, variant=variant or "main")
 
 
 def evaluate_command(args: argparse.Namespace) -> int:

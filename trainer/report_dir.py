@@ -18,7 +18,12 @@ from trainer.predict import ScoredSet
 
 log = logging.getLogger(__name__)
 
-TARGETS = {"material_accuracy": 0.96, "stage1_accuracy": 0.99, "bin_purity": 0.97, "residual_fraction": 0.10}
+TARGETS = {
+    "recyclable_material_accuracy": 0.96,
+    "stage1_accuracy": 0.99,
+    "bin_purity": 0.97,
+    "residual_fraction": 0.10,
+}
 MISTAKES = 16
 
 
