@@ -60,13 +60,13 @@ def _train_parser(sub: Any) -> None:
         default="heads",
         help="'heads' (default): frozen backbone, MLP heads on cached features, ~2 min on 2 CPU cores. "
         "'finetune' (made the committed model): fine-tune the whole network on augmented images, refit MLP "
-        "heads on it, serve the mean of each image and its mirror (~35 min on 2 cores).",
+        "heads on it, serve the mean of each image and its mirror (~40 min on 2 cores).",
     )
     p.add_argument(
         "--val-fraction", type=_fraction, default=0.15, help="Validation share per label (default 0.15)."
     )
     p.add_argument("--seed", type=int, default=0, help="Seed of initialisation and shuffling (default 0).")
-    p.add_argument("--epochs", type=_positive, default=None, help="Epochs (default: 7 finetune, 60 heads).")
+    p.add_argument("--epochs", type=_positive, default=None, help="Epochs (default: 16 finetune, 60 heads).")
     p.add_argument(
         "--batch-size", type=_positive, default=None, help="Batch size (default: 32 finetune, 256 heads)."
     )
@@ -95,8 +95,8 @@ def _finetune_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--final-epochs",
         type=int,
-        default=1,
-        help="Last epochs trained at the served input size, 224 (default 1).",
+        default=3,
+        help="Last epochs trained at the served input size, 224 (default 3; an early stop may come first).",
     )
     g.add_argument("--lr", type=float, default=4e-4, help="Backbone peak learning rate (default 4e-4).")
     g.add_argument("--head-lr", type=float, default=2e-3, help="Heads' peak learning rate (default 2e-3).")
@@ -104,8 +104,8 @@ def _finetune_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--patience",
         type=_positive,
-        default=4,
-        help="Stop after this many epochs without a better calibration-subset score (default 4).",
+        default=5,
+        help="Stop after this many epochs without a better calibration-subset score (default 5).",
     )
     g.add_argument(
         "--calib-fraction",
@@ -277,7 +277,7 @@ def _run_finetune(args: argparse.Namespace, command: str) -> int:
     from trainer.train_finetune import FinetuneRun, run
 
     cfg = FinetuneConfig(
-        epochs=args.epochs or 7,
+        epochs=args.epochs or 16,
         image_size=args.image_size,
         final_epochs=args.final_epochs,
         batch_size=args.batch_size or 32,

@@ -40,10 +40,10 @@ log = logging.getLogger(__name__)
 class FinetuneConfig:
     """Optimisation settings of full fine-tuning."""
 
-    epochs: int = 7
+    epochs: int = 16
     image_size: int = 160
     final_size: int = 224
-    final_epochs: int = 1
+    final_epochs: int = 3
     batch_size: int = 32
     lr: float = 4e-4
     head_lr: float = 2e-3
@@ -51,7 +51,7 @@ class FinetuneConfig:
     label_smoothing: float = 0.1
     dropout: float = 0.2
     warmup_steps: int = 150
-    patience: int = 4
+    patience: int = 5
     seed: int = 0
 
     def size_at(self, epoch: int) -> int:

@@ -119,7 +119,8 @@ def write_report(
     files = _plots(directory, scored, manifest.thresholds)
     auc = float(files.pop("_auc"))
     report = {**metrics, "stage1_roc_auc": auc, "plots": files, "targets": TARGETS}
-    report["int8"] = manifest.validation.get("int8")
+    measured = manifest.validation
+    report["variants"] = {name: measured[name] for name in ("int8", "fp16") if name in measured}
     (directory / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     from trainer.summary import render_summary
 

@@ -52,24 +52,34 @@ def _bins(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _int8(report: dict[str, Any]) -> list[str]:
-    int8 = report.get("int8")
-    if not int8:
-        return []
-    speed = int8.get("speed_img_per_s", {})
-    kept = (
-        "committed next to the fp32 model" if int8.get("kept") else "not committed (accuracy cost too high)"
-    )
-    return [
-        "## int8 variant",
-        "",
-        f"Material accuracy {_pct(int8['validation']['material_accuracy'])} "
-        f"({100 * int8['accuracy_delta']:+.2f} points vs fp32), bin agreement with fp32 "
-        f"{_pct(int8['vs_fp32']['bin_agreement'])}; {kept}. Speed on this machine (ONNX Runtime, CPU): "
-        + ", ".join(f"{k} {v} img/s" for k, v in speed.items())
-        + ".",
-        "",
-    ]
+VARIANT_ROLES = {"int8": "for CPU workers", "fp16": "for GPU workers"}
+
+
+def _variants(report: dict[str, Any]) -> list[str]:
+    """One paragraph per variant the manifest measured: accuracy cost, agreement, kept or not."""
+    lines: list[str] = []
+    for name, role in VARIANT_ROLES.items():
+        figures = (report.get("variants") or {}).get(name)
+        if not figures:
+            continue
+        kept = "committed next to the fp32 model" if figures.get("kept") else "not committed (costs too much)"
+        speed = figures.get("speed_img_per_s")
+        lines += [
+            f"## {name} variant ({role})",
+            "",
+            f"Material accuracy {_pct(figures['validation']['material_accuracy'])} "
+            f"({100 * figures['accuracy_delta']:+.2f} points vs fp32), bin agreement with fp32 "
+            f"{_pct(figures['vs_fp32']['bin_agreement'])}; {kept}."
+            + (
+                " Speed on this machine (ONNX Runtime, CPU): "
+                + ", ".join(f"{k} {v} img/s" for k, v in speed.items())
+                + "."
+                if speed
+                else ""
+            ),
+            "",
+        ]
+    return lines
 
 
 def render_summary(report: dict[str, Any], manifest: ModelManifest) -> str:
@@ -103,7 +113,7 @@ def render_summary(report: dict[str, Any], manifest: ModelManifest) -> str:
         "",
         *_bins(report),
         "",
-        *_int8(report),
+        *_variants(report),
         "## Plots",
         "",
         "- Confusion matrices: [stage 1](confusion_stage1.png), [material](confusion_material.png), "
