@@ -74,6 +74,18 @@ def connect(amqp_url: str) -> pika.BlockingConnection:
         raise BenchError(f"cannot connect to RabbitMQ: {error!r}") from None
 
 
+def confirmed_channel(connection: pika.BlockingConnection):
+    """A channel whose publishes each wait for the broker's confirm.
+
+    Without confirms, messages still inside the broker when the publisher closes its connection
+    can be dropped: a 32-frame burst followed by close() lost 6-12 of them about once in 15 runs,
+    which the latency section then reported as a stalled worker.
+    """
+    channel = connection.channel()
+    channel.confirm_delivery()
+    return channel
+
+
 def new_line_id(prefix: str = "bench") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 

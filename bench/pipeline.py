@@ -18,6 +18,7 @@ from bench.broker import (
     BenchError,
     DecisionTap,
     WorkerProcess,
+    confirmed_channel,
     connect,
     delete_line,
     local_broker_pid,
@@ -131,7 +132,7 @@ def _paced_publisher(
 ) -> None:
     try:
         connection = connect(amqp_url)
-        channel = connection.channel()
+        channel = confirmed_channel(connection)
         total = max(1, int(fps * seconds))
         started = time.perf_counter()
         for seq in range(total):
@@ -149,7 +150,7 @@ def _paced_publisher(
 def _warm_up(amqp_url: str, line_id: str, frames: list[EncodedFrame], tap, worker, count: int = 32) -> None:
     connection = connect(amqp_url)
     try:
-        channel = connection.channel()
+        channel = confirmed_channel(connection)
         for seq in range(count):
             publish(channel, line_id, seq, frames[seq % len(frames)], camera_id="bench-warmup")
     finally:

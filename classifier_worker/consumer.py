@@ -59,9 +59,9 @@ class BrokerRefused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """A decoded frame waiting for a batch: when it was ready, and on which connection it came."""
+    """A decoded frame waiting for a batch: when it arrived, and on which connection it came."""
 
-    ready_at: float
+    arrived: float
     generation: int
     prepared: Prepared
 
@@ -82,10 +82,10 @@ class FrameConsumer:
         self.stop = stop
         self.ready = threading.Event()  # set while consuming, for tests and health checks
         self._url = settings.amqp_url.get_secret_value()
-        # max_delay counts from when a frame is decoded, as Triton counts from when a request
-        # reaches its scheduler (after pre-processing).
+        # max_delay counts from a frame's delivery, so its decode time is part of the wait, not
+        # added to it: a lone frame on a quiet line is decided max_delay after it arrived.
         self._batcher: MicroBatcher[Ready] = MicroBatcher(
-            settings.max_batch, settings.max_delay_ms / 1000.0, arrival=lambda item: item.ready_at
+            settings.max_batch, settings.max_delay_ms / 1000.0, arrival=lambda item: item.arrived
         )
         self._generation = 0  # bumped on every (re)connect; outcomes of older channels are dropped
         self._outstanding = 0  # frames received on the current channel and not yet settled
@@ -167,15 +167,15 @@ class FrameConsumer:
         self._outstanding += 1
         self.metrics.in_flight.set(self._outstanding)
         future = self.processor.executor.submit(self.processor.prepare, delivery)
-        future.add_done_callback(partial(self._on_prepared, self._generation))
+        future.add_done_callback(partial(self._on_prepared, self._generation, time.monotonic()))
 
-    def _on_prepared(self, generation: int, future: Future[Prepared | Rejected]) -> None:
+    def _on_prepared(self, generation: int, arrived: float, future: Future[Prepared | Rejected]) -> None:
         """In a decode thread: a usable frame waits for a batch, an unusable one is settled now."""
         result = future.result()  # prepare turns every failure into a Rejected
         if isinstance(result, Rejected):
             self._hand_over(generation, [result])
         else:
-            self._batcher.put(Ready(time.monotonic(), generation, result))
+            self._batcher.put(Ready(arrived, generation, result))
 
     def _inference_loop(self) -> None:
         """Batches in, outcomes out; runs until the pika thread has finished and nothing is queued."""
