@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -16,6 +17,7 @@ from classifier_worker.consumer import BrokerRefused, FrameConsumer
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.model import DEFAULT_MODEL_DIR, CascadeModel
 from classifier_worker.processor import BatchProcessor
+from classifier_worker.reload import ModelReloader
 from classifier_worker.settings import WorkerSettings
 from sortline.manifest import ModelIntegrityError
 from sortline.settings import configure_logging, parse_cli
@@ -30,14 +32,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_cli(WorkerSettings, argv, prog="classifier-worker")
     configure_logging(settings.log_level)
     model_dir = settings.model or DEFAULT_MODEL_DIR
+    load = partial(
+        CascadeModel.load,
+        model_dir,
+        intra_op_threads=settings.inference_threads,
+        device=settings.device,
+        spin=settings.inference_spin,
+        variant=settings.variant,
+    )
     try:
-        model = CascadeModel.load(
-            model_dir,
-            intra_op_threads=settings.inference_threads,
-            device=settings.device,
-            spin=settings.inference_spin,
-            variant=settings.variant,
-        )
+        model = load()
     except (ModelIntegrityError, ValueError, OSError) as error:
         print(f"classifier-worker: cannot load model from {model_dir}: {error}", file=sys.stderr)
         return 2
@@ -57,11 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as executor:
         processor = BatchProcessor(model, settings, metrics, executor, device_decoder)
+        reloader = ModelReloader(model_dir, load, processor, metrics, warm_up_batches=(1, settings.max_batch))
         try:
-            FrameConsumer(settings, processor, metrics, stop).run()
+            FrameConsumer(settings, processor, metrics, stop, reloader.on_event).run()
         except BrokerRefused as error:
             print(f"classifier-worker: {error}", file=sys.stderr)
             return 2
+        finally:
+            reloader.close()
     log.info("stopped")
     return 0
 

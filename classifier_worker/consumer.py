@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
@@ -43,7 +45,7 @@ from classifier_worker.settings import WorkerSettings
 from sortline.backoff import backoff_delays
 from sortline.connection import connection_parameters
 from sortline.settings import redact_url
-from sortline.topology import declare_line
+from sortline.topology import declare_line, declare_model_events_queue
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,11 @@ class FrameConsumer:
         processor: BatchProcessor,
         metrics: WorkerMetrics,
         stop: threading.Event,
+        on_model_event: Callable[[bytes], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_model_event = on_model_event  # hot reload (``reload.ModelReloader.on_event``)
+        self._worker_id = uuid.uuid4().hex[:12]
         self.processor = processor
         self.metrics = metrics
         self.stop = stop
@@ -136,6 +141,9 @@ class FrameConsumer:
         self._enable_confirms(channel)
         queue = declare_line(channel, self.settings.line_id)
         channel.basic_qos(prefetch_count=self.settings.prefetch)
+        if self.on_model_event is not None:
+            events = declare_model_events_queue(channel, self._worker_id)
+            channel.basic_consume(events, self._on_model_event, auto_ack=True)
         self._consumer_tag = channel.basic_consume(queue, self._on_message)
         self._channel = channel
         self.ready.set()
@@ -148,6 +156,9 @@ class FrameConsumer:
         channel._impl.confirm_delivery(self._confirms.on_confirm, callback=lambda _frame: selected.set())
         while not selected.is_set():
             self._connection.process_data_events(time_limit=POLL_SECONDS)
+
+    def _on_model_event(self, _channel, _method, _properties, body: bytes) -> None:
+        self.on_model_event(body)
 
     def _on_message(self, _channel, method, properties, body: bytes) -> None:
         delivery = Delivery(

@@ -48,6 +48,13 @@ class WorkerMetrics:
         self.model_info = Gauge(
             "sortline_model_info", "The model being served (value 1).", ["version"], registry=registry
         )
+        self.model_reloads = Counter(
+            "sortline_model_reloads_total",
+            "Promotion events handled, by result: ok (swapped in), unchanged (nothing new on disk), "
+            "failed (the old model kept serving).",
+            ["result"],
+            registry=registry,
+        )
         self.frames_received = Counter(
             "sortline_worker_frames_received_total",
             "Frames taken from the queue.",

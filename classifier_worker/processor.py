@@ -80,6 +80,15 @@ class BatchProcessor:
         self.executor = executor
         self.device_decoder = device_decoder  # set: JPEGs are decoded per batch on the model's device
 
+    def swap_model(self, model: CascadeModel) -> None:
+        """Serve ``model`` from the next batch on (one attribute write: the inference thread reads
+        ``self.model`` once per batch, so a batch never mixes two models)."""
+        if self.device_decoder is not None and model.manifest.input != self.model.manifest.input:
+            from classifier_worker.device_imaging import DeviceDecoder
+
+            self.device_decoder = DeviceDecoder(model.manifest.input, str(self.device_decoder.device))
+        self.model = model
+
     def process(self, deliveries: list[Delivery]) -> list[Outcome]:
         """Both steps for a list of deliveries (decoding in the executor); outcomes keep their order."""
         return self.infer(list(self.executor.map(self.prepare, deliveries)))
@@ -117,15 +126,16 @@ class BatchProcessor:
 
     def _infer(self, ready: list[Prepared]) -> dict[int, Outcome]:
         started = time.perf_counter()
+        model = self.model  # read once: a hot reload swaps it between batches, never inside one
         outcomes: dict[int, Outcome] = {}
         if self.device_decoder is None:
-            batch = to_model_input([item.pixels for item in ready], self.model.manifest.input)
-            prediction = self.model.predict(batch)
+            batch = to_model_input([item.pixels for item in ready], model.manifest.input)
+            prediction = model.predict(batch)
         else:
-            ready, prediction = self._predict_on_device(ready, outcomes)
+            ready, prediction = self._predict_on_device(model, ready, outcomes)
             if not ready:
                 return outcomes
-        decisions = self.model.decide(prediction)
+        decisions = model.decide(prediction)
         self.metrics.stage_seconds.labels(stage="inference").observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(ready))
         now_ns = time.time_ns()
@@ -138,14 +148,12 @@ class BatchProcessor:
                     item.frame.delivery, DeadLetterReason.EXPIRED, "deadline passed"
                 )
                 continue
-            message = build_decision(
-                item.frame, decision, float(p), probs.tolist(), self.model.version, now_ns
-            )
+            message = build_decision(item.frame, decision, float(p), probs.tolist(), model.version, now_ns)
             outcomes[id(item)] = Decided(item.frame.delivery, message)
         return outcomes
 
     def _predict_on_device(
-        self, ready: list[Prepared], outcomes: dict[int, Outcome]
+        self, model: CascadeModel, ready: list[Prepared], outcomes: dict[int, Outcome]
     ) -> tuple[list[Prepared], Prediction | None]:
         """Decode the batch on the device; frames it cannot decode become dead letters in ``outcomes``."""
         batch = self.device_decoder.batch([item.frame.delivery.body for item in ready])
@@ -153,7 +161,7 @@ class BatchProcessor:
             item = ready[index]
             outcomes[id(item)] = Rejected(item.frame.delivery, DeadLetterReason.UNDECODABLE_IMAGE, detail)
         decoded = [ready[index] for index in batch.decoded]
-        return decoded, (self.model.predict_on_device(batch.tensor) if decoded else None)
+        return decoded, (model.predict_on_device(batch.tensor) if decoded else None)
 
     def _infer_one_by_one(self, ready: list[Prepared]) -> dict[int, Outcome]:
         """Isolate the frame that breaks inference so that its neighbours are still decided."""

@@ -163,3 +163,22 @@ class DecisionMessage(BaseModel):
     @classmethod
     def from_json(cls, body: bytes | str) -> DecisionMessage:
         return cls.model_validate(json.loads(body))
+
+
+class ModelPromoted(BaseModel):
+    """Published to ``sortline.models`` (fanout) when a model directory is promoted.
+
+    Workers reload the directory they serve (their ``--model``) and swap the model in between two
+    batches when it loads and passes its sha256 check; otherwise they keep the old one. The event
+    says what was promoted so that a worker can tell whether its copy of the files has caught up.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    schema_version: int = SCHEMA_VERSION
+    version: str = Field(min_length=1, max_length=200)
+    onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    promoted_at: str = Field(description="ISO 8601, UTC.")
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()

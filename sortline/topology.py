@@ -63,6 +63,18 @@ def declare_exchanges(channel: BlockingChannel) -> None:
     channel.queue_bind(queue=DEAD_LETTER_QUEUE, exchange=DEAD_LETTER_EXCHANGE, routing_key="#")
 
 
+def declare_model_events_queue(channel: BlockingChannel, worker_id: str) -> str:
+    """A worker's own queue of promotion events: exclusive, gone with its connection.
+
+    Named under ``sortline.`` (not a server-named ``amq.gen-*``) so that the per-site worker user,
+    whose permissions cover ``^sortline\\.``, may declare it.
+    """
+    queue = f"sortline.model-events.{worker_id}"
+    channel.queue_declare(queue=queue, exclusive=True, auto_delete=True)
+    channel.queue_bind(queue=queue, exchange=MODEL_EVENTS_EXCHANGE)
+    return queue
+
+
 def declare_line(channel: BlockingChannel, line_id: str) -> str:
     """Everything one line needs; returns the name of its frames queue."""
     declare_exchanges(channel)

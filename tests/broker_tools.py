@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from classifier_worker.consumer import FrameConsumer
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.model import CascadeModel
 from classifier_worker.processor import BatchProcessor
+from classifier_worker.reload import ModelReloader
 from classifier_worker.settings import WorkerSettings
 from sortline.topology import (
     DEAD_LETTER_EXCHANGE,
@@ -107,11 +109,13 @@ def running_worker(
     model = model or CascadeModel.load(model_dir)
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
+    metrics.set_model(model.version)
     stop = threading.Event()
     with ThreadPoolExecutor(2) as executor:
         decoder = make_device_decoder(settings.decode, model)
         processor = BatchProcessor(model, settings, metrics, executor, decoder)
-        consumer = FrameConsumer(settings, processor, metrics, stop)
+        reloader = ModelReloader(model_dir, partial(CascadeModel.load, model_dir), processor, metrics)
+        consumer = FrameConsumer(settings, processor, metrics, stop, reloader.on_event)
         thread = threading.Thread(target=consumer.run, name=f"worker-{line_id}", daemon=True)
         thread.start()
         assert consumer.ready.wait(10), "worker did not start consuming"
@@ -120,6 +124,7 @@ def running_worker(
         finally:
             stop.set()
             thread.join(15)
+            reloader.close()
             assert not thread.is_alive(), "worker did not stop"
 
 

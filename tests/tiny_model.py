@@ -18,8 +18,8 @@ from sortline.cascade import CascadeThresholds
 from sortline.manifest import MANIFEST_FILE, ModelManifest, sha256_of
 
 
-def _graph(size: int) -> onnx.GraphProto:
-    rng = np.random.default_rng(0)
+def _graph(size: int, seed: int = 0) -> onnx.GraphProto:
+    rng = np.random.default_rng(seed)
     organic_w = np.array([[0.0], [4.0], [0.0]], dtype=np.float32)  # green -> organic
     material_w = rng.normal(0.0, 2.0, size=(3, 6)).astype(np.float32)
     nodes = [
@@ -48,10 +48,10 @@ def _graph(size: int) -> onnx.GraphProto:
     )
 
 
-def write_tiny_model(directory: Path, size: int = 64, version: str = "tiny-test") -> Path:
-    """Write model.onnx and manifest.json into ``directory`` and return it."""
+def write_tiny_model(directory: Path, size: int = 64, version: str = "tiny-test", seed: int = 0) -> Path:
+    """Write model.onnx and manifest.json into ``directory`` and return it (``seed``: other weights)."""
     directory.mkdir(parents=True, exist_ok=True)
-    model = helper.make_model(_graph(size), opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(_graph(size, seed), opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
     onnx_path = directory / "model.onnx"

@@ -1,4 +1,4 @@
-"""``trainer``: train, evaluate, build variants and sample, from labelled folders ``DIR/<label>/*.jpg``."""
+"""``trainer``: train, evaluate, build variants, promote, sample; data is ``DIR/<label>/*.jpg``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from pika.exceptions import AMQPError
 
 from sortline.manifest import ModelIntegrityError
 from sortline.settings import configure_logging
@@ -203,6 +205,30 @@ def _variants_parser(sub: Any) -> None:
     )
 
 
+def _promote_parser(sub: Any) -> None:
+    """``trainer promote`` flags."""
+    p = sub.add_parser(
+        "promote",
+        help="Install a verified model directory where the workers read theirs, and make them reload it.",
+        description="Verifies MODEL (sha256 of every file), copies it over TO without ever leaving a "
+        "half-written directory, then publishes a ModelPromoted event on sortline.models: every worker "
+        "serving TO reloads it between two batches, or keeps its old model if the new one fails to load.",
+    )
+    p.add_argument("--model", type=Path, required=True, help="The model directory to promote.")
+    p.add_argument("--to", type=Path, required=True, help="The directory the workers serve (their --model).")
+    p.add_argument(
+        "--amqp-url",
+        default=None,
+        help="Broker for the event. Default: $SORTLINE_AMQP_URL, else $AMQP_URL, else the local broker.",
+    )
+    p.add_argument(
+        "--no-announce", dest="announce", action="store_false", help="Install only; publish no event."
+    )
+    p.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Logging level."
+    )
+
+
 def _sample_parser(sub: Any) -> None:
     """``trainer sample`` flags."""
     p = sub.add_parser("sample", help="Write a small demo sample drawn from the validation split.")
@@ -216,12 +242,15 @@ def _sample_parser(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``trainer`` parser with its four subcommands."""
+    """The ``trainer`` parser with its five subcommands."""
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,variants,sample}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{train,evaluate,variants,promote,sample}"
+    )
     _train_parser(sub)
     _evaluate_parser(sub)
     _variants_parser(sub)
+    _promote_parser(sub)
     _sample_parser(sub)
     return parser
 
@@ -239,9 +268,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_evaluate(args)
         if args.command == "variants":
             return _run_variants(args)
+        if args.command == "promote":
+            return _run_promote(args)
         return _run_sample(args, command)
     except (DataLayoutError, ModelIntegrityError, FileNotFoundError) as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except AMQPError as error:  # promote: installed, but the workers could not be told
+        print(f"{PROG} {args.command}: error: cannot announce on the broker: {error!r}", file=sys.stderr)
         return 2
 
 
@@ -330,6 +364,21 @@ def _run_variants(args: argparse.Namespace) -> int:
             figures = manifest.validation[name]
             kept = "kept" if figures["kept"] else "dropped (over the 0.5-point budget)"
             print(f"{name}: material accuracy {figures['accuracy_delta']:+.2%} vs fp32, {kept}")
+    return 0
+
+
+def _run_promote(args: argparse.Namespace) -> int:
+    import os
+
+    from sortline.settings import DEFAULT_AMQP_URL
+    from trainer.promote import announce, install
+
+    manifest = install(args.model, args.to)
+    print(f"installed {manifest.version} at {args.to}")
+    if args.announce:
+        url = args.amqp_url or os.environ.get("SORTLINE_AMQP_URL") or os.environ.get("AMQP_URL")
+        announce(url or DEFAULT_AMQP_URL, manifest)
+        print(f"announced {manifest.version} on sortline.models")
     return 0
 
 

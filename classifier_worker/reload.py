@@ -1,0 +1,83 @@
+"""Hot reload: when a model is promoted, load it beside the serving one and swap between two batches.
+
+A reload that fails (files missing, sha256 mismatch, a model that will not load) keeps the old
+model serving, logs why and counts it (``sortline_model_reloads_total{result}``): a bad promotion
+must never stop a line. Loading and warm-up
+run on a thread of their own, so neither the pika thread nor the inference thread waits for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from classifier_worker.metrics import WorkerMetrics
+from classifier_worker.model import CascadeModel
+from classifier_worker.processor import BatchProcessor
+from sortline.manifest import load_manifest
+from sortline.messages import ModelPromoted
+
+log = logging.getLogger(__name__)
+
+
+class ModelReloader:
+    """Reloads ``model_dir`` through ``load`` (the worker's own model options) on each promotion.
+
+    The directory is the source of truth and the event only a trigger: every worker of a site hears
+    every promotion, and one whose directory still holds the model it serves has nothing to do.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path,
+        load: Callable[[], CascadeModel],
+        processor: BatchProcessor,
+        metrics: WorkerMetrics,
+        warm_up_batches: tuple[int, ...] = (1,),
+    ) -> None:
+        self.model_dir = model_dir
+        self._load = load
+        self.processor = processor
+        self.metrics = metrics
+        self.warm_up_batches = warm_up_batches
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="model-reload")
+
+    def on_event(self, body: bytes) -> None:
+        """From the pika thread: parse the event and reload in the background (never raises)."""
+        try:
+            event = ModelPromoted.model_validate_json(body)
+        except ValidationError as error:
+            log.error("ignoring a malformed model event: %s", error.errors()[:1])
+            return
+        self._executor.submit(self.reload, event)
+
+    def reload(self, event: ModelPromoted) -> str:
+        """``ok`` (swapped in), ``unchanged`` (nothing new on disk) or ``failed`` (old model kept)."""
+        current = self.processor.model
+        try:
+            if load_manifest(self.model_dir, verify=False).onnx_sha256 == current.manifest.onnx_sha256:
+                log.info("promotion of %s: %s still holds %s", event.version, self.model_dir, current.version)
+                return self._count("unchanged")
+            model = self._load()  # verifies every byte against the manifest's sha256
+            model.warm_up(self.warm_up_batches)
+        except Exception as error:  # whatever breaks, a bad promotion must not stop the line
+            log.error(
+                "promotion of %s not loaded from %s; still serving %s: %s: %s",
+                event.version, self.model_dir, current.version, type(error).__name__, error,
+            )  # fmt: skip
+            return self._count("failed")
+        self.processor.swap_model(model)
+        self.metrics.set_model(model.version)
+        log.info("now serving %s (was %s)", model.version, current.version)
+        return self._count("ok")
+
+    def _count(self, result: str) -> str:
+        self.metrics.model_reloads.labels(result=result).inc()
+        return result
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

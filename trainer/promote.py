@@ -1,0 +1,75 @@
+"""``trainer promote``: put a verified model directory where the workers read theirs, then tell them.
+
+The copy goes to a temporary sibling first and is swapped in by renames, so a worker never reads
+a half-written directory: it sees the old files or the new ones (or, between the two renames, none,
+and keeps serving its loaded model). Then a ``ModelPromoted`` event on ``sortline.models`` makes
+every worker reload; a worker whose reload fails keeps its old model (and logs why).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pika
+
+from sortline.connection import connection_parameters
+from sortline.manifest import ModelManifest, load_manifest, variant_path
+from sortline.messages import ModelPromoted
+from sortline.topology import MODEL_EVENTS_EXCHANGE, declare_exchanges
+
+log = logging.getLogger(__name__)
+
+
+def verified_manifest(model_dir: Path) -> ModelManifest:
+    """The manifest, after checking the main file and every variant against their sha256."""
+    manifest = load_manifest(model_dir, verify=True)
+    for name in manifest.variants:
+        variant_path(model_dir, manifest, name, verify=True)
+    return manifest
+
+
+def install(source: Path, target: Path) -> ModelManifest:
+    """Copy ``source`` over ``target`` (verified before and after the copy); returns its manifest."""
+    verified_manifest(source)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.new-{uuid.uuid4().hex[:8]}"
+    retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(source, staging)
+    try:
+        manifest = verified_manifest(staging)
+    except Exception:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if target.exists():
+        target.rename(retired)
+    staging.rename(target)
+    shutil.rmtree(retired, ignore_errors=True)
+    log.info("installed %s (%s) at %s", source, manifest.version, target)
+    return manifest
+
+
+def announce(amqp_url: str, manifest: ModelManifest) -> ModelPromoted:
+    """Publish the promotion on ``sortline.models`` and wait for the broker's confirm."""
+    event = ModelPromoted(
+        version=manifest.version,
+        onnx_sha256=manifest.onnx_sha256,
+        promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    connection = pika.BlockingConnection(connection_parameters(amqp_url, "trainer", "promote", None))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        declare_exchanges(channel)
+        channel.basic_publish(
+            MODEL_EVENTS_EXCHANGE,
+            "",
+            event.to_json(),
+            pika.BasicProperties(content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent),
+        )
+    finally:
+        connection.close()
+    return event
