@@ -1,4 +1,4 @@
-"""(f) valid throughput with malformed frames mixed in, against the clean run of (b).
+"""(f) valid throughput with malformed frames mixed in, against clean drains run alongside.
 
 Issue 5's target: with as many malformed messages as valid ones in the queue, every bad one is
 dead-lettered and valid decisions/s stays >= 90% of a clean run. Rejecting a bad frame costs a
@@ -91,6 +91,37 @@ def wait_for_dead_letters(worker: WorkerProcess, count: int, timeout: float = 30
     return counted
 
 
+def drain(
+    amqp_url: str,
+    model_dir: Path | None,
+    valid: list[EncodedFrame],
+    malformed: int,
+    progress: Progress,
+    worker_args: tuple[str, ...],
+) -> tuple[float, int]:
+    """One worker drains a fresh line holding ``valid`` interleaved with ``malformed`` bad messages.
+
+    Returns valid decisions/s at the tap and the dead letters the worker counted.
+    """
+    line_id = new_line_id("bench-bad" if malformed else "bench-clean")
+    bad = malformed_messages(line_id, valid[0].jpeg, malformed)
+    tap = DecisionTap(amqp_url, line_id)
+    worker = None
+    try:
+        prefill_mixed(amqp_url, line_id, valid, bad)
+        worker = WorkerProcess(amqp_url, line_id, model_dir, list(worker_args)).start()
+        wait_for(tap, [worker], len(valid), progress)
+        worker.wait_ready()
+        dead_lettered = wait_for_dead_letters(worker, len(bad)) if bad else 0
+    finally:
+        stop_all([worker] if worker else [])
+        tap.close()
+        delete_line(amqp_url, line_id)
+    if len(tap.arrivals) != len(valid):
+        raise BenchError(f"{len(tap.arrivals)} decisions for {len(valid)} valid frames")
+    return rate([a.received_ns for a in tap.arrivals])[0], dead_lettered
+
+
 def measure_malformed(
     amqp_url: str,
     model_dir: Path | None,
@@ -98,31 +129,28 @@ def measure_malformed(
     count: int,
     progress: Progress = lambda _: None,
     worker_args: tuple[str, ...] = (),
+    rounds: int = 2,
 ) -> dict[str, Any]:
-    """``count`` valid frames interleaved with ``count`` malformed ones, drained by one worker."""
-    line_id = new_line_id("bench-bad")
-    tap = DecisionTap(amqp_url, line_id)
+    """``rounds`` pairs of drains: ``count`` valid frames alone, then the same interleaved with
+    ``count`` malformed ones. Clean and mixed alternate, seconds apart, so a shared host that
+    speeds up or slows down over the run (it does: 10-20 % within minutes) biases neither side, as
+    it would if the mixed drain were compared with section (b) minutes earlier.
+    """
     valid = cycle(frames, count)
-    bad = malformed_messages(line_id, valid[0].jpeg, count)
-    worker = None
-    try:
-        prefill_mixed(amqp_url, line_id, valid, bad)
-        worker = WorkerProcess(amqp_url, line_id, model_dir, list(worker_args)).start()
-        wait_for(tap, [worker], count, progress)
-        worker.wait_ready()
-        dead_lettered = wait_for_dead_letters(worker, count)
-    finally:
-        stop_all([worker] if worker else [])
-        tap.close()
-        delete_line(amqp_url, line_id)
-    if len(tap.arrivals) != count:
-        raise BenchError(f"{len(tap.arrivals)} decisions for {count} valid frames")
-    valid_per_s, seconds = rate([a.received_ns for a in tap.arrivals])
+    clean_rates, mixed_rates, dead_lettered = [], [], 0
+    for _ in range(rounds):
+        clean_rates.append(drain(amqp_url, model_dir, valid, 0, progress, worker_args)[0])
+        mixed, dead = drain(amqp_url, model_dir, valid, count, progress, worker_args)
+        mixed_rates.append(mixed)
+        dead_lettered += dead
     return {
         "valid_frames": count,
         "malformed_frames": count,
-        "decisions": len(tap.arrivals),
+        "rounds": rounds,
         "dead_lettered": dead_lettered,
-        "valid_decisions_per_s": valid_per_s,
-        "seconds_first_to_last": seconds,
+        "dead_lettered_expected": count * rounds,
+        "clean_decisions_per_s_each": clean_rates,
+        "valid_decisions_per_s_each": mixed_rates,
+        "clean_decisions_per_s": sum(clean_rates) / rounds,
+        "valid_decisions_per_s": sum(mixed_rates) / rounds,
     }
