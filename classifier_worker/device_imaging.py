@@ -84,6 +84,7 @@ class DeviceDecoder:
     def _decode_all(self, bodies: list[bytes]) -> tuple[dict[int, torch.Tensor], dict[int, str]]:
         """One batched nvJPEG call for the JPEGs; if it fails, one call per frame to find the culprit."""
         jpegs = [i for i, body in enumerate(bodies) if body.startswith(_JPEG_MAGIC)]
+        others = [i for i, body in enumerate(bodies) if not body.startswith(_JPEG_MAGIC)]
         images: dict[int, torch.Tensor] = {}
         failed: dict[int, str] = {}
         try:
@@ -94,7 +95,7 @@ class DeviceDecoder:
         except RuntimeError:
             for index in jpegs:
                 self._decode_one(index, bodies[index], images, failed)
-        for index in (i for i in range(len(bodies)) if i not in jpegs):  # PNG: decoded on the CPU
+        for index in others:  # PNG: decoded on the CPU
             self._decode_one(index, bodies[index], images, failed)
         return images, failed
 

@@ -74,20 +74,31 @@ class BatchProcessor:
         executor: Executor,
         device_decoder: DeviceDecoder | None = None,
     ) -> None:
-        self.model = model
         self.settings = settings
         self.metrics = metrics
         self.executor = executor
-        self.device_decoder = device_decoder  # set: JPEGs are decoded per batch on the model's device
+        # The model and the decoder that feeds it change together on a hot reload: one tuple, so
+        # a batch never pairs the new model with the old decoder's input size (or the reverse).
+        # A decoder is set when JPEGs are decoded per batch on the model's device.
+        self._serving: tuple[CascadeModel, DeviceDecoder | None] = (model, device_decoder)
+
+    @property
+    def model(self) -> CascadeModel:
+        return self._serving[0]
+
+    @property
+    def device_decoder(self) -> DeviceDecoder | None:
+        return self._serving[1]
 
     def swap_model(self, model: CascadeModel) -> None:
         """Serve ``model`` from the next batch on (one attribute write: the inference thread reads
-        ``self.model`` once per batch, so a batch never mixes two models)."""
-        if self.device_decoder is not None and model.manifest.input != self.model.manifest.input:
+        the pair once per batch, so a batch never mixes two models)."""
+        current, decoder = self._serving
+        if decoder is not None and model.manifest.input != current.manifest.input:
             from classifier_worker.device_imaging import DeviceDecoder
 
-            self.device_decoder = DeviceDecoder(model.manifest.input, str(self.device_decoder.device))
-        self.model = model
+            decoder = DeviceDecoder(model.manifest.input, str(decoder.device))
+        self._serving = (model, decoder)
 
     def process(self, deliveries: list[Delivery]) -> list[Outcome]:
         """Both steps for a list of deliveries (decoding in the executor); outcomes keep their order."""
@@ -98,10 +109,11 @@ class BatchProcessor:
         started = time.perf_counter()
         try:
             frame = check_frame(delivery, max_body_bytes=self.settings.max_body_bytes)
-            if self.device_decoder is not None:  # header checks here, pixels on the device later
+            model, decoder = self._serving
+            if decoder is not None:  # header checks here, pixels on the device later
                 check_encoded(delivery.body, max_pixels=self.settings.max_pixels)
                 return Prepared(frame, None)
-            spec = self.model.manifest.input
+            spec = model.manifest.input
             image = decode_frame(delivery.body, target_size=spec.size, max_pixels=self.settings.max_pixels)
             return Prepared(frame, resize_for_model(image, spec))
         except InvalidFrame as error:
@@ -126,13 +138,13 @@ class BatchProcessor:
 
     def _infer(self, ready: list[Prepared]) -> dict[int, Outcome]:
         started = time.perf_counter()
-        model = self.model  # read once: a hot reload swaps it between batches, never inside one
+        model, decoder = self._serving  # read once: a hot reload swaps them between batches
         outcomes: dict[int, Outcome] = {}
-        if self.device_decoder is None:
+        if decoder is None:
             batch = to_model_input([item.pixels for item in ready], model.manifest.input)
             prediction = model.predict(batch)
         else:
-            ready, prediction = self._predict_on_device(model, ready, outcomes)
+            ready, prediction = self._predict_on_device(model, decoder, ready, outcomes)
             if not ready:
                 return outcomes
         decisions = model.decide(prediction)
@@ -152,11 +164,12 @@ class BatchProcessor:
             outcomes[id(item)] = Decided(item.frame.delivery, message)
         return outcomes
 
+    @staticmethod
     def _predict_on_device(
-        self, model: CascadeModel, ready: list[Prepared], outcomes: dict[int, Outcome]
+        model: CascadeModel, decoder: DeviceDecoder, ready: list[Prepared], outcomes: dict[int, Outcome]
     ) -> tuple[list[Prepared], Prediction | None]:
         """Decode the batch on the device; frames it cannot decode become dead letters in ``outcomes``."""
-        batch = self.device_decoder.batch([item.frame.delivery.body for item in ready])
+        batch = decoder.batch([item.frame.delivery.body for item in ready])
         for index, detail in batch.failed.items():
             item = ready[index]
             outcomes[id(item)] = Rejected(item.frame.delivery, DeadLetterReason.UNDECODABLE_IMAGE, detail)

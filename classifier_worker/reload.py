@@ -73,6 +73,11 @@ class ModelReloader:
         self.processor.swap_model(model)
         self.metrics.set_model(model.version)
         log.info("now serving %s (was %s)", model.version, current.version)
+        if model.manifest.onnx_sha256 != event.onnx_sha256:
+            log.warning(
+                "promotion announced %s but %s holds %s: is this worker's --model the promoted one?",
+                event.version, self.model_dir, model.version,
+            )  # fmt: skip
         return self._count("ok")
 
     def _count(self, result: str) -> str:

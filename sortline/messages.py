@@ -169,8 +169,10 @@ class ModelPromoted(BaseModel):
     """Published to ``sortline.models`` (fanout) when a model directory is promoted.
 
     Workers reload the directory they serve (their ``--model``) and swap the model in between two
-    batches when it loads and passes its sha256 check; otherwise they keep the old one. The event
-    says what was promoted so that a worker can tell whether its copy of the files has caught up.
+    batches when it loads and passes its sha256 check; otherwise they keep the old one. The
+    directory is the source of truth and the event a trigger: its version and sha256 go to the
+    worker's log, which warns when what it loaded is not what was announced (a copy that has not
+    caught up, or a worker pointed at another directory).
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")

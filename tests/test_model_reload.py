@@ -28,7 +28,8 @@ def green_frame(line_id: str, seq: int) -> tuple[bytes, dict, str]:
 
 
 def reloads(worker, result: str) -> float:
-    return worker.metrics.model_reloads.labels(result=result)._value.get()
+    value = worker.registry.get_sample_value("sortline_model_reloads_total", {"result": result})
+    return value or 0.0
 
 
 def wait_for(condition, timeout: float = 20.0) -> None:
