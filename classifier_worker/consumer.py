@@ -3,12 +3,14 @@
     pika thread          decode pool            inference thread             pika thread
     on_message  ──▶  prepare(delivery)  ──▶  MicroBatcher ─▶ model  ──▶  publish decision/dead letter;
     (submit)         check + decode    │     (max-batch /     (one      when the broker confirms it,
-                     starts on arrival │      max-delay)      pass)     ack the frame
-                                       └── unusable frame: straight to the pika thread as a dead letter
+                     starts on arrival │      max-delay)      pass)     ack the frames
+                                       └── unusable frame: a dead letter, settled with the next batch
 
 Decoding starts the moment a frame arrives, so it overlaps with inference of the batch before.
-Only decodable frames enter the batcher: a camera sending garbage neither shrinks the model's
-batches nor makes its bad frames wait for an inference pass they will not get.
+Only decodable frames enter the batcher: a camera sending garbage does not shrink the model's
+batches. Its bad frames are published and acked together with the next batch's outcomes (or after
+at most ``POLL_SECONDS`` on a line without valid frames): the broker then takes them as one burst,
+and a run of consecutive frames is acked with one ``ack(multiple=True)`` (``acks.AckWindow``).
 pika is not thread-safe: only the pika thread touches the connection; the inference thread hands
 its outcomes over with ``add_callback_threadsafe``. A frame is acked only after its decision (or
 dead letter) is confirmed, so a crash anywhere loses nothing: unacked frames return to the queue.
@@ -17,6 +19,7 @@ dead letter) is confirmed, so a crash anywhere loses nothing: unacked frames ret
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -25,6 +28,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from itertools import groupby
+from operator import itemgetter
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
@@ -35,6 +39,7 @@ from pika.exceptions import (
     ProbableAuthenticationError,
 )
 
+from classifier_worker.acks import AckWindow
 from classifier_worker.batcher import MicroBatcher
 from classifier_worker.confirms import ConfirmTracker
 from classifier_worker.frames import Delivery
@@ -92,7 +97,10 @@ class FrameConsumer:
         self._batcher: MicroBatcher[Ready] = MicroBatcher(
             settings.max_batch, settings.max_delay_ms / 1000.0, arrival=lambda item: item.arrived
         )
+        # Unusable frames wait here for the next hand-over, tagged with their connection generation.
+        self._rejections: queue.SimpleQueue[tuple[int, Rejected]] = queue.SimpleQueue()
         self._generation = 0  # bumped on every (re)connect; outcomes of older channels are dropped
+        self._acks = AckWindow()
         self._outstanding = 0  # frames received on the current channel and not yet settled
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
@@ -134,6 +142,7 @@ class FrameConsumer:
     def _connect(self) -> None:
         self._generation += 1
         self._outstanding = 0  # unacked frames of the old channel are back in the queue
+        self._acks = AckWindow()
         self._connection = pika.BlockingConnection(
             connection_parameters(self._url, "worker", self.settings.line_id, self.settings.tls_files())
         )
@@ -176,25 +185,38 @@ class FrameConsumer:
         if delivery.redelivered:
             self.metrics.redelivered.labels(line=line).inc()
         self._outstanding += 1
+        self._acks.delivered(method.delivery_tag)
         self.metrics.in_flight.set(self._outstanding)
         future = self.processor.executor.submit(self.processor.prepare, delivery)
         future.add_done_callback(partial(self._on_prepared, self._generation, time.monotonic()))
 
     def _on_prepared(self, generation: int, arrived: float, future: Future[Prepared | Rejected]) -> None:
-        """In a decode thread: a usable frame waits for a batch, an unusable one is settled now."""
+        """In a decode thread: a usable frame waits for a batch, an unusable one for the hand-over."""
         result = future.result()  # prepare turns every failure into a Rejected
         if isinstance(result, Rejected):
-            self._hand_over(generation, [result])
+            self._rejections.put((generation, result))
         else:
             self._batcher.put(Ready(arrived, generation, result))
 
     def _inference_loop(self) -> None:
         """Batches in, outcomes out; runs until the pika thread has finished and nothing is queued."""
-        while not (self._finished.is_set() and self._batcher.qsize() == 0):
+        while not (self._finished.is_set() and self._batcher.qsize() == 0 and self._rejections.empty()):
             batch = self._batcher.next_batch(idle_timeout=POLL_SECONDS)
+            settled: list[tuple[int, Outcome]] = []
             # A reconnect can leave frames of the old channel queued next to those of the new one.
             for generation, items in groupby(batch, key=lambda item: item.generation):
-                self._hand_over(generation, self._infer([item.prepared for item in items]))
+                settled += [(generation, o) for o in self._infer([item.prepared for item in items])]
+            settled += self._take_rejections()
+            for generation, outcomes in groupby(settled, key=itemgetter(0)):
+                self._hand_over(generation, [outcome for _, outcome in outcomes])
+
+    def _take_rejections(self) -> list[tuple[int, Rejected]]:
+        rejections = []
+        while True:
+            try:
+                rejections.append(self._rejections.get_nowait())
+            except queue.Empty:
+                return rejections
 
     def _infer(self, prepared: list[Prepared]) -> list[Outcome]:
         try:
@@ -228,6 +250,7 @@ class FrameConsumer:
                     "requeueing frame %s after a failure: %s", outcome.delivery.message_id, outcome.detail
                 )
                 self._channel.basic_nack(delivery_tag=outcome.delivery.delivery_tag, requeue=True)
+                self._acks.released(outcome.delivery.delivery_tag)
                 self._outstanding -= 1
                 continue
             self._confirms.sent(outcome)
@@ -235,21 +258,30 @@ class FrameConsumer:
         self.metrics.stage_seconds.labels(stage="publish").observe(time.perf_counter() - started)
 
     def _ack_confirmed(self) -> None:
-        """Ack each frame whose outcome the broker confirmed; requeue one whose publish it refused."""
+        """Ack the frames whose outcome the broker confirmed; requeue one whose publish it refused."""
         channel = self._channel
         if channel is None:
             return
-        for outcome, confirmed in self._confirms.take_settled():
+        settled = self._confirms.take_settled()
+        for outcome, confirmed in settled:
             tag = outcome.delivery.delivery_tag
             if not confirmed:
                 log.warning(
                     "broker refused the outcome of frame %s; requeueing it", outcome.delivery.message_id
                 )
                 channel.basic_nack(delivery_tag=tag, requeue=True)
+                self._acks.released(tag)
             else:
-                channel.basic_ack(delivery_tag=tag)
+                self._acks.confirmed(tag)
                 self._count(outcome)
             self._outstanding -= 1
+        if not settled:
+            return
+        acks = self._acks.take()
+        if acks.up_to is not None:
+            channel.basic_ack(delivery_tag=acks.up_to, multiple=True)
+        for tag in acks.singles:
+            channel.basic_ack(delivery_tag=tag)
         self.metrics.in_flight.set(self._outstanding)
 
     def _count(self, outcome: Outcome) -> None:

@@ -41,6 +41,11 @@ def test_bench_tiny_run_reports_every_section_with_positive_numbers(amqp_url, ti
     assert malformed["valid_frames"] == malformed["malformed_frames"] == 60
     assert malformed["dead_lettered"] == malformed["dead_lettered_expected"] == 60 * malformed["rounds"]
     assert min(malformed["clean_decisions_per_s_each"] + malformed["valid_decisions_per_s_each"]) > 0
+    assert len(malformed["pair_ratios"]) == malformed["rounds"]
+    ratios = malformed["pair_ratios"]
+    assert min(ratios) <= malformed["valid_over_clean_median"] <= max(ratios)
+    # /proc counts CPU in 10 ms ticks: a tiny model's 60-frame drain may take none of them.
+    assert malformed["cpu_ms_per_valid_clean"] >= 0 and malformed["cpu_ms_per_valid_mixed"] >= 0
     assert document["naive"]["frames_per_s"] > 0
     assert 0.0 <= document["naive"]["stage2_fraction"] <= 1.0
     assert all(value > 0 for value in document["ratios"].values()), document["ratios"]
