@@ -44,7 +44,9 @@ def tiny_data(per_label: int = 4, seed: int = 0) -> TrainData:
     return TrainData(np.stack(images), labels)
 
 
-def tiny_trainer(run_dir: Path, epochs: int = 2, info: DistInfo | None = None) -> Trainer:
+def tiny_trainer(
+    run_dir: Path, epochs: int = 2, info: DistInfo | None = None, ema_decay: float = 0.0
+) -> Trainer:
     """A seeded trainer on the tiny backbone and data."""
     cfg = FinetuneConfig(
         epochs=epochs,
@@ -54,6 +56,7 @@ def tiny_trainer(run_dir: Path, epochs: int = 2, info: DistInfo | None = None) -
         batch_size=8,
         warmup_steps=2,
         patience=99,
+        ema_decay=ema_decay,
     )
     torch.manual_seed(cfg.seed)
     net = build_net(tiny_backbone(), cfg.dropout)

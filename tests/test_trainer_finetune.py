@@ -43,6 +43,30 @@ def test_resume_continues_exactly_where_a_run_stopped(tmp_path: Path) -> None:
     assert fingerprint(straight.net) == pytest.approx(fingerprint(resumed.net))
 
 
+def test_with_ema_the_average_is_selected_and_resumes_exactly(tmp_path: Path) -> None:
+    straight = tiny_trainer(tmp_path / "straight", epochs=2, ema_decay=0.9)
+    straight.fit()
+    first = tiny_trainer(tmp_path / "split", epochs=2, ema_decay=0.9)
+    first.fit(until=1)
+    resumed = tiny_trainer(tmp_path / "split", epochs=2, ema_decay=0.9)
+    resumed.restore(checkpoint.load(tmp_path / "split" / checkpoint.LAST))
+    resumed.fit()
+
+    for run in ("straight", "split"):
+        last, best = (checkpoint.load(tmp_path / run / name) for name in (checkpoint.LAST, checkpoint.BEST))
+        averaged = {key.removeprefix("module."): t for key, t in last["ema"].items()}
+        # Each kept epoch's weights are the average's, not the last step's.
+        assert any(not torch.equal(t, averaged[key]) for key, t in last["net"].items())
+        assert last["run"]["best_epoch"] == 2  # seeded: the second epoch scores better
+        assert all(torch.equal(t, averaged[key]) for key, t in best["net"].items())
+    straight_ema = checkpoint.load(tmp_path / "straight" / checkpoint.LAST)["ema"]
+    resumed_ema = checkpoint.load(tmp_path / "split" / checkpoint.LAST)["ema"]
+    for key, tensor in straight_ema.items():
+        assert torch.equal(tensor, resumed_ema[key]), key
+    # fit() ends on the selected (averaged) weights of the best epoch.
+    assert fingerprint(straight.net) == pytest.approx(fingerprint(resumed.net))
+
+
 def test_checkpoints_load_without_pickle(tmp_path: Path) -> None:
     trainer = tiny_trainer(tmp_path, epochs=1)
     trainer.fit()

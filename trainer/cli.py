@@ -104,6 +104,13 @@ def _finetune_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--head-lr", type=float, default=2e-3, help="Heads' peak learning rate (default 2e-3).")
     g.add_argument("--label-smoothing", type=float, default=0.1, help="Stage-2 label smoothing (0.1).")
     g.add_argument(
+        "--ema-decay",
+        type=_fraction,
+        default=0.0,
+        help="Score, select and export an exponential moving average of the weights with this "
+        "per-step decay, e.g. 0.998 (about 3 epochs of memory here); 0 = off (default).",
+    )
+    g.add_argument(
         "--patience",
         type=_positive,
         default=5,
@@ -318,6 +325,7 @@ def _run_finetune(args: argparse.Namespace, command: str) -> int:
         lr=args.lr,
         head_lr=args.head_lr,
         label_smoothing=args.label_smoothing,
+        ema_decay=args.ema_decay,
         patience=args.patience,
         seed=args.seed,
     )

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from sortline.labels import MATERIALS, ORGANIC
@@ -53,6 +54,10 @@ class FinetuneConfig:
     warmup_steps: int = 150
     patience: int = 5
     seed: int = 0
+    # Exponential moving average of the weights, updated every step; 0 turns it off. When on, the
+    # average is what is scored, selected and exported: it smooths the epoch-to-epoch noise that
+    # otherwise decides which single epoch ships.
+    ema_decay: float = 0.0
 
     def size_at(self, epoch: int) -> int:
         """Training resolution of an epoch (0-based)."""
@@ -211,6 +216,16 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
         self.state = RunState(history=[])
+        self.ema: AveragedModel | None = None
+        if self.cfg.ema_decay > 0:
+            self.ema = AveragedModel(
+                self.net, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema_decay), use_buffers=True
+            )
+
+    @property
+    def selected_net(self) -> CascadeNet:
+        """The weights that are scored and kept: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.net  # type: ignore[return-value]
 
     def _epoch_order(self, epoch: int) -> list[int]:
         """This rank's sample order for an epoch; depends only on (seed, epoch, rank)."""
@@ -231,6 +246,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.net)
         rows = mat >= 0
         hits = int((logits[1].detach().argmax(1)[rows] == mat[rows]).sum())
         return float(loss.detach()), hits, int(rows.sum())
@@ -254,6 +271,7 @@ class Trainer:
     def checkpoint_state(self) -> dict[str, Any]:
         return {
             "net": self.net.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -264,6 +282,8 @@ class Trainer:
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint written by ``checkpoint_state``."""
         self.net.load_state_dict(state["net"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -276,7 +296,7 @@ class Trainer:
         self.state.history.append({"epoch": epoch + 1, **{k: round(v, 5) for k, v in figures.items()}})
         if figures["score"] > self.state.best_score:
             self.state.best_score, self.state.best_epoch = figures["score"], epoch + 1
-            checkpoint.save(self.run_dir / checkpoint.BEST, {"net": self.net.state_dict()})
+            checkpoint.save(self.run_dir / checkpoint.BEST, {"net": self.selected_net.state_dict()})
         checkpoint.save(self.run_dir / checkpoint.LAST, self.checkpoint_state())
         log.info("epoch %d: %s (best epoch %d)", epoch + 1, figures, self.state.best_epoch)
         return epoch + 1 - self.state.best_epoch >= self.cfg.patience
@@ -291,7 +311,7 @@ class Trainer:
             stop = False
             if self.info.is_main:
                 if self.calib.labels:
-                    figures.update(calib_figures(self.net, self.calib, self.spec))
+                    figures.update(calib_figures(self.selected_net, self.calib, self.spec))
                 else:  # no calibration images (tiny data): select on the training loss
                     figures["score"] = -figures["train_loss"]
                 stop = self._end_epoch(epoch, figures)
