@@ -89,3 +89,24 @@ def test_an_unchanged_directory_is_not_reloaded(amqp_url, line_id, tmp_path: Pat
         wait_for(lambda: reloads(worker, "unchanged") >= 1)
         assert reloads(worker, "ok") == 0 and reloads(worker, "failed") == 0
     shutil.rmtree(tmp_path / "elsewhere")
+
+
+def test_promote_reads_the_broker_from_a_secret_file(amqp_url, line_id, tmp_path: Path, monkeypatch) -> None:
+    """Like every process, promote takes its credentials from SORTLINE_AMQP_URL_FILE, over the env."""
+    served = write_tiny_model(tmp_path / "served", version="tiny-v1")
+    other = write_tiny_model(tmp_path / "other-line", version="tiny-v2", seed=1)
+    secret = tmp_path / "amqp-url"
+    secret.write_text(amqp_url + "\n")
+    monkeypatch.setenv("SORTLINE_AMQP_URL", "amqp://nobody:wrong@127.0.0.1:1/")  # the file wins
+    monkeypatch.setenv("SORTLINE_AMQP_URL_FILE", str(secret))
+    with running_worker(amqp_url, line_id, served) as worker:
+        assert trainer_main(["promote", "--model", str(other), "--to", str(tmp_path / "elsewhere")]) == 0
+        wait_for(lambda: reloads(worker, "unchanged") >= 1)
+
+
+def test_promote_with_an_unreadable_secret_file_installs_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
+    candidate = write_tiny_model(tmp_path / "candidate", version="tiny-v2")
+    monkeypatch.setenv("SORTLINE_AMQP_URL_FILE", str(tmp_path / "missing"))
+    assert trainer_main(["promote", "--model", str(candidate), "--to", str(tmp_path / "served")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert not (tmp_path / "served").exists()

@@ -226,7 +226,8 @@ def _promote_parser(sub: Any) -> None:
     p.add_argument(
         "--amqp-url",
         default=None,
-        help="Broker for the event. Default: $SORTLINE_AMQP_URL, else $AMQP_URL, else the local broker.",
+        help="Broker for the event. Default: as the workers read it ($SORTLINE_AMQP_URL_FILE, "
+        "$SORTLINE_AMQP_URL or $AMQP_URL, else the local broker; TLS files from $SORTLINE_TLS_*).",
     )
     p.add_argument(
         "--no-announce", dest="announce", action="store_false", help="Install only; publish no event."
@@ -376,16 +377,20 @@ def _run_variants(args: argparse.Namespace) -> int:
 
 
 def _run_promote(args: argparse.Namespace) -> int:
-    import os
+    from pydantic import ValidationError
 
-    from sortline.settings import DEFAULT_AMQP_URL
+    from sortline.settings import SortlineSettings
     from trainer.promote import announce, install
 
+    try:  # the broker as every process reads it: env, secret file (SORTLINE_AMQP_URL_FILE), TLS files
+        broker = SortlineSettings(**({"amqp_url": args.amqp_url} if args.amqp_url else {}))
+    except ValidationError as error:
+        print(f"{PROG} promote: error: {error.errors()[0]['msg']}", file=sys.stderr)
+        return 2
     manifest = install(args.model, args.to)
     print(f"installed {manifest.version} at {args.to}")
     if args.announce:
-        url = args.amqp_url or os.environ.get("SORTLINE_AMQP_URL") or os.environ.get("AMQP_URL")
-        announce(url or DEFAULT_AMQP_URL, manifest)
+        announce(broker.amqp_url.get_secret_value(), manifest, broker.tls_files())
         print(f"announced {manifest.version} on sortline.models")
     return 0
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pika
 
-from sortline.connection import connection_parameters
+from sortline.connection import TlsFiles, connection_parameters
 from sortline.manifest import ModelManifest, load_manifest, variant_path
 from sortline.messages import ModelPromoted
 from sortline.topology import MODEL_EVENTS_EXCHANGE, declare_exchanges
@@ -55,14 +55,14 @@ def install(source: Path, target: Path) -> ModelManifest:
     return manifest
 
 
-def announce(amqp_url: str, manifest: ModelManifest) -> ModelPromoted:
+def announce(amqp_url: str, manifest: ModelManifest, tls: TlsFiles | None = None) -> ModelPromoted:
     """Publish the promotion on ``sortline.models`` and wait for the broker's confirm."""
     event = ModelPromoted(
         version=manifest.version,
         onnx_sha256=manifest.onnx_sha256,
         promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    connection = pika.BlockingConnection(connection_parameters(amqp_url, "trainer", "promote", None))
+    connection = pika.BlockingConnection(connection_parameters(amqp_url, "trainer", "promote", tls))
     try:
         channel = connection.channel()
         channel.confirm_delivery()
