@@ -78,3 +78,24 @@ def test_fp16_model_keeps_float32_io_and_agrees_with_fp32(tmp_path: Path) -> Non
     p32, m32 = session(fp32).run(None, {"image": batch})
     p16, m16 = session(fp16).run(None, {"image": batch})
     assert p16.dtype == np.float32 and np.abs(p32 - p16).max() < 0.01 and np.abs(m32 - m16).max() < 0.01
+
+
+def test_nodes_kept_float_keep_float_weights(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = CascadeNet(tiny_backbone(), make_head(1, 0.0), make_head(6, 0.0)).eval()
+    fp32, int8 = tmp_path / "model.onnx", tmp_path / "model.int8.onnx"
+    export_onnx(net, fp32, ["p_organic", "material_probs"], size=SPEC.size)
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(8):
+        path = tmp_path / f"{i}.jpg"
+        cv2.imwrite(str(path), rng.integers(0, 255, size=(40, 50, 3), dtype=np.uint8))
+        samples.append(Sample(path, "glass", f"x/glass/{i}.jpg"))
+    kept = "/material_head/material_head.1/Gemm"
+    quantize_int8(fp32, int8, samples, SPEC, keep_float=[kept])
+    graph = onnx.load(str(int8)).graph
+    initializers = {init.name: init for init in graph.initializer}
+    gemms = {node.name: node for node in graph.node if node.op_type == "Gemm"}
+    assert initializers[gemms[kept].input[1]].data_type == onnx.TensorProto.FLOAT
+    quantized = gemms["/organic_head/organic_head.1/Gemm"].input[1]
+    assert quantized not in initializers  # fed by a DequantizeLinear of int8 weights
