@@ -52,13 +52,17 @@ HEADS = tuple(
     f"/{head}/{head}.{layer}/Gemm" for head in ("organic_head", "material_head") for layer in (1, 4)
 )
 MOVING = {"CalibMovingAverage": True}
+# Histogram methods keep every batch's activations until told to fold them: 300 images need over 24 GB; 64 images, folded batch by batch.
+FLUSH = {"CalibMaxIntermediateOutputs": 1}
 RECIPES = [
     Recipe("minmax-300 (trainer today)"),
     Recipe("minmax-300 moving-average", options=MOVING),
     Recipe("minmax-1000 moving-average", options=MOVING, images=1000),
-    Recipe("entropy-300", CalibrationMethod.Entropy),
-    Recipe("percentile-99.999-300", CalibrationMethod.Percentile, {"CalibPercentile": 99.999}),
-    Recipe("distribution-300", CalibrationMethod.Distribution),
+    Recipe("entropy-64", CalibrationMethod.Entropy, FLUSH, images=64),
+    Recipe(
+        "percentile-99.999-64", CalibrationMethod.Percentile, {**FLUSH, "CalibPercentile": 99.999}, images=64
+    ),
+    Recipe("distribution-64", CalibrationMethod.Distribution, FLUSH, images=64),
     Recipe("minmax-300 heads-float", keep_float=HEADS),
     Recipe("minmax-300 moving-average heads-float", options=MOVING, keep_float=HEADS),
 ]
@@ -90,6 +94,38 @@ def paired(fp32: ScoredSet, int8: ScoredSet) -> dict[str, Any]:
     }
 
 
+def sensitivity(model_dir: Path, manifest: ModelManifest, fit: list, images: int = 24) -> None:
+    """Print, in graph order, how far each quantized tensor has drifted from the float model.
+
+    The figure is the signal-to-quantization-noise ratio (dB) of the int8 model's tensor against the
+    float model's (ONNX Runtime's QDQ debugger, ``xmodel_err``): where it drops is where the error
+    enters. (Its per-tensor ``qdq_err`` is not used: for a Clip folded into its Conv's output range
+    it compares the unclipped tensor with the clipped one.)
+    """
+    from onnxruntime.quantization import qdq_loss_debug as debug
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    samples = quantize.calibration_samples(fit, images)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared, int8 = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+        quant_pre_process(str(model_dir / manifest.onnx_file), str(prepared), skip_symbolic_shape=True)
+        quantize.quantize_int8(
+            model_dir / manifest.onnx_file, int8, quantize.calibration_samples(fit), manifest.input
+        )
+        activations = {}
+        for label, path in (("float", prepared), ("qdq", int8)):
+            augmented = Path(tmp) / f"{label}.aug.onnx"
+            debug.modify_model_output_intermediate_tensors(path, augmented)
+            reader = quantize.ImageReader(samples, manifest.input, batch_size=8)
+            activations[label] = debug.collect_activations(str(augmented), reader)
+        errors = debug.compute_activation_error(
+            debug.create_activation_matching(activations["qdq"], activations["float"])
+        )
+    for name, figures in errors.items():
+        if "xmodel_err" in figures:
+            print(f"{name.removeprefix('/backbone/')[-64:]:64} {figures['xmodel_err']:>6.1f} dB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -97,11 +133,17 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True, help="A trainer output directory.")
     parser.add_argument("--speed", action="store_true", help="Also time each int8 file (idle machine).")
     parser.add_argument("--only", nargs="*", help="Run only the recipes whose name starts with these.")
+    parser.add_argument(
+        "--sensitivity", action="store_true", help="Instead, rank tensors by their quantization noise."
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     manifest = load_manifest(args.model)
     training = manifest.training
     splits = make_splits(DATA, training.val_fraction, training.calib_fraction)
+    if args.sensitivity:
+        sensitivity(args.model, manifest, splits.fit)
+        return
     fp32_model = CascadeModel.load(args.model)
     reference = {part: score(fp32_model, getattr(splits, part)) for part in ("calib", "val")}
     results = {}
