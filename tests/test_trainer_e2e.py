@@ -103,10 +103,11 @@ def test_finetune_trains_calibrates_and_exports_fp32_int8_and_fp16(
     argv = ["train", "--mode", "finetune", "--data", str(data_dir), "--out", str(out), "--epochs", "1"]
     argv += ["--image-size", "64"]
     argv += ["--final-epochs", "0", "--batch-size", "8", "--calib-fraction", "0.2", "--speed-seconds", "0.1"]
-    argv += ["--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")]
+    argv += ["--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), "--qat-steps", "2"]
     assert main(argv) == 0
     manifest = load_manifest(out)
     assert manifest.version.startswith("lite0-ft-")
+    assert manifest.training.quantization_aware["steps"] == 2  # timm's norms folded, exported, parity held
     assert manifest.training.calibration_counts  # thresholds come from the calibration subset
     assert manifest.training.onnx_parity["material_probs"] < 1e-4
     assert manifest.validation["n_images"] == len(LABELS)

@@ -111,6 +111,14 @@ def _finetune_flags(p: argparse.ArgumentParser) -> None:
         "per-step decay, e.g. 0.998 (about 3 epochs of memory here); 0 = off (default).",
     )
     g.add_argument(
+        "--qat-steps",
+        type=int,
+        default=0,
+        help="After the heads' refit, this many quantization-aware steps at the served size (int8 "
+        "rounding simulated, see trainer/qat.py), so the int8 variant keeps the float model's "
+        "accuracy; ~150 is one epoch here. 0 = off (default).",
+    )
+    g.add_argument(
         "--patience",
         type=_positive,
         default=5,
@@ -316,6 +324,7 @@ def _run_finetune(args: argparse.Namespace, command: str) -> int:
     from trainer.finetune import FinetuneConfig
     from trainer.heads import HeadConfig
     from trainer.imagecache import DEFAULT_CACHE_DIR
+    from trainer.qat import QatConfig
     from trainer.train_finetune import FinetuneRun, run
 
     cfg = FinetuneConfig(
@@ -348,6 +357,7 @@ def _run_finetune(args: argparse.Namespace, command: str) -> int:
         speed_seconds=args.speed_seconds,
         refit=HeadConfig(seed=args.seed, hidden=args.hidden) if args.refit_heads else None,
         mirror_average=args.mirror_average,
+        qat=QatConfig(steps=args.qat_steps, seed=args.seed) if args.qat_steps > 0 else None,
     )
     manifest = run(job)
     if manifest is not None:

@@ -93,6 +93,7 @@ def training_record(
         "(brightness/contrast/saturation 0.3, hue 0.03), Gaussian blur (p 0.2)",
         history=trainer.state.history,
         heads_refit=None if run.refit is None else asdict(run.refit),
+        quantization_aware=None if run.qat is None else asdict(run.qat),
         mirror_average=run.mirror_average,
         best_epoch=trainer.state.best_epoch,
         model_selection="best mean of stage-1 and material accuracy on the calibration subset",

@@ -21,6 +21,7 @@ from trainer.backbone import create_backbone
 from trainer.distributed import DistInfo, barrier, init_from_env, select_device, shutdown
 from trainer.finetune import FinetuneConfig, TrainData, Trainer, build_net
 from trainer.heads import HeadConfig
+from trainer.qat import QatConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class FinetuneRun:
     refit: HeadConfig | None = field(default_factory=HeadConfig)
     mirror_average: bool = True
     speed_seconds: float = 4.0
+    qat: QatConfig | None = None  # quantization-aware steps after the heads' refit; None = off
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,10 @@ def train_model(run: FinetuneRun, splits: Splits, info: DistInfo, device: torch.
         from trainer.refit import refit_heads
 
         refit_heads(trainer.net.cpu(), fit, spec, run.refit)
+    if run.qat is not None and info.is_main:
+        from trainer.qat import quantization_aware_finetune
+
+        quantization_aware_finetune(trainer.net.cpu(), fit, spec, run.qat)
     trainer.net.mirror_average = run.mirror_average  # served graph only; training saw single views
     return trainer
 

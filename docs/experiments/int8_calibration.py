@@ -52,7 +52,8 @@ HEADS = tuple(
     f"/{head}/{head}.{layer}/Gemm" for head in ("organic_head", "material_head") for layer in (1, 4)
 )
 MOVING = {"CalibMovingAverage": True}
-# Histogram methods keep every batch's activations until told to fold them: 300 images need over 24 GB; 64 images, folded batch by batch.
+# Histogram methods keep every batch's activations until told to fold them (300 images need over
+# 24 GB): 64 images, folded batch by batch.
 FLUSH = {"CalibMaxIntermediateOutputs": 1}
 RECIPES = [
     Recipe("minmax-300 (trainer today)"),
