@@ -8,8 +8,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from sortline.labels import MATERIALS
 from tests.finetune_support import SPEC, tiny_backbone, tiny_data
 from trainer.export import CascadeNet
+from trainer.finetune import predict
 from trainer.heads import make_head
 from trainer.qat import QatConfig, QuantSim, fold_batchnorms, quantization_aware_finetune
 
@@ -59,15 +61,24 @@ def test_quantization_aware_steps_lower_the_loss_of_a_rounded_model() -> None:
     net = tiny_net()
     data = tiny_data(per_label=6)
     reference = copy.deepcopy(net)
-    cfg = QatConfig(steps=40, batch_size=16, lr=1e-2, observe_steps=5)
+    cfg = QatConfig(steps=40, batch_size=16, lr=1e-2, observe_steps=5, train_heads=True)
     tuned = quantization_aware_finetune(net, data, SPEC, cfg)
     assert tuned is net and not net.training
     changed = [not torch.equal(a, b) for a, b in zip(reference.parameters(), net.parameters(), strict=True)]
     assert any(changed)
-    from trainer.finetune import predict
-
     _, probs = predict(net, data.images, SPEC)
     labels = np.array(data.labels)
     rows = labels != "organic"
-    names = np.array(["cardboard", "glass", "metal", "paper", "plastic", "trash"])
+    names = np.array(MATERIALS)
     assert (names[probs[rows].argmax(1)] == labels[rows]).mean() > 1 / 6 + 0.2
+
+
+def test_by_default_the_heads_are_only_rounded_and_the_backbone_learns() -> None:
+    net = tiny_net()
+    head = net.material_head[-1].weight.detach().clone()
+    stem = net.backbone[0].weight.detach().clone()
+    quantization_aware_finetune(net, tiny_data(per_label=2), SPEC, QatConfig(steps=3, batch_size=8, lr=1e-3))
+    grid = head.abs().amax(dim=1, keepdim=True) / 127
+    assert torch.allclose(net.material_head[-1].weight, (head / grid).round() * grid, atol=1e-6)
+    assert not torch.allclose(net.backbone[0].weight, stem, atol=1e-4)  # folded and trained
+    assert all(p.requires_grad for p in net.material_head.parameters())

@@ -47,7 +47,10 @@ class QatConfig:
     batch_size: int = 32
     lr: float = 2e-5  # a nudge: the float model is finished; only rounding is being absorbed
     observe_steps: int = 20  # ranges settle before rounding starts
-    label_smoothing: float = 0.1
+    # The refitted heads make the confidences the abstain threshold cuts; trained here (on augmented
+    # images, with the fine-tuning's smoothed targets) they lost 1.9 points and their calibration.
+    train_heads: bool = False
+    label_smoothing: float = 0.0
     seed: int = 0
 
 
@@ -143,11 +146,14 @@ class QuantSim:
         for quantizer in self.quantizers:
             quantizer.enable_fake_quant(on)
 
-    def train(self) -> None:
-        """Training mode for dropout, but folded norms keep using their (identity) statistics."""
+    def train(self, heads: bool) -> None:
+        """Training mode, but folded norms keep their (identity) statistics; frozen heads stay in eval."""
         self.net.train()
         for norm in self.norms:
             norm.eval()
+        if not heads:
+            self.net.organic_head.eval()
+            self.net.material_head.eval()
 
     def remove(self) -> CascadeNet:
         """Drop the hooks and keep each weight as rounded (on the int8 grid)."""
@@ -163,6 +169,9 @@ def quantization_aware_finetune(
 ) -> CascadeNet:
     """Fine-tune ``net`` (in place) for ``cfg.steps`` with int8 rounding simulated; returns it."""
     sim = QuantSim(net)
+    if not cfg.train_heads:
+        net.organic_head.requires_grad_(False)
+        net.material_head.requires_grad_(False)
     log.info("QAT: %d norms folded, %d weights rounded, %d activations rounded",
              sim.folded, len(sim.weighted), len(sim.quantizers))  # fmt: skip
     organic, material = targets(data.labels)
@@ -174,7 +183,8 @@ def quantization_aware_finetune(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / max(1, cfg.steps)))
     )
     model, generator = LogitsNet(net), torch.Generator().manual_seed(cfg.seed)
-    sim.train()
+    torch.manual_seed(cfg.seed)  # the augmentations' draws: the same whatever ran before
+    sim.train(heads=cfg.train_heads)
     sim.set_rounding(False)
     for step in tqdm(range(cfg.steps), desc=f"quantization-aware @{spec.size}px", unit="step"):
         if step == cfg.observe_steps:
@@ -186,4 +196,6 @@ def quantization_aware_finetune(
         loss.backward()
         optimizer.step()
         schedule.step()
+    net.organic_head.requires_grad_(True)
+    net.material_head.requires_grad_(True)
     return sim.remove()
