@@ -114,7 +114,7 @@ def _finetune_flags(p: argparse.ArgumentParser) -> None:
         "--qat-steps",
         type=int,
         default=0,
-        help="After the heads' refit, this many quantization-aware steps at the served size (int8 "
+        help="Before the heads' refit, this many quantization-aware steps at the served size (int8 "
         "rounding simulated, see trainer/qat.py), so the int8 variant keeps the float model's "
         "accuracy; ~150 is one epoch here. 0 = off (default).",
     )

@@ -91,14 +91,14 @@ def train_model(run: FinetuneRun, splits: Splits, info: DistInfo, device: torch.
     if state is not None:
         trainer.restore(state)
     trainer.fit()
+    if run.qat is not None and info.is_main:  # before the refit: the heads fit the final backbone
+        from trainer.qat import quantization_aware_finetune
+
+        quantization_aware_finetune(trainer.net.cpu(), fit, spec, run.qat)
     if run.refit is not None and info.is_main:
         from trainer.refit import refit_heads
 
         refit_heads(trainer.net.cpu(), fit, spec, run.refit)
-    if run.qat is not None and info.is_main:
-        from trainer.qat import quantization_aware_finetune
-
-        quantization_aware_finetune(trainer.net.cpu(), fit, spec, run.qat)
     trainer.net.mirror_average = run.mirror_average  # served graph only; training saw single views
     return trainer
 
