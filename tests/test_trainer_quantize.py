@@ -21,19 +21,25 @@ from trainer.variants import convert_fp16
 SPEC = InputSpec(size=32)
 
 
-def test_int8_model_agrees_with_fp32_and_torch(tmp_path: Path) -> None:
+def tiny_exported(tmp_path: Path, images: int) -> tuple[CascadeNet, Path, list[Sample]]:
+    """A tiny cascade exported to ``tmp_path/model.onnx``, and ``images`` random JPEG samples."""
     torch.manual_seed(0)
     net = CascadeNet(tiny_backbone(), make_head(1, 0.0), make_head(6, 0.0)).eval()
-    fp32, int8 = tmp_path / "model.onnx", tmp_path / "model.int8.onnx"
+    fp32 = tmp_path / "model.onnx"
     export_onnx(net, fp32, ["p_organic", "material_probs"], size=SPEC.size)
     rng = np.random.default_rng(0)
     samples = []
-    for i in range(24):
+    (tmp_path / "img").mkdir()
+    for i in range(images):
         path = tmp_path / "img" / f"{i}.jpg"
-        path.parent.mkdir(exist_ok=True)
         cv2.imwrite(str(path), rng.integers(0, 255, size=(40, 50, 3), dtype=np.uint8))
         samples.append(Sample(path, "glass", f"x/glass/{i}.jpg"))
+    return net, fp32, samples
 
+
+def test_int8_model_agrees_with_fp32_and_torch(tmp_path: Path) -> None:
+    net, fp32, samples = tiny_exported(tmp_path, 24)
+    int8 = tmp_path / "model.int8.onnx"
     parity = torch_parity(net, fp32, parity_batch(samples, SPEC, count=8))
     assert parity["material_probs"] < 1e-4 and parity["material_agreement"] == 1.0
 
@@ -81,16 +87,8 @@ def test_fp16_model_keeps_float32_io_and_agrees_with_fp32(tmp_path: Path) -> Non
 
 
 def test_nodes_kept_float_keep_float_weights(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    net = CascadeNet(tiny_backbone(), make_head(1, 0.0), make_head(6, 0.0)).eval()
-    fp32, int8 = tmp_path / "model.onnx", tmp_path / "model.int8.onnx"
-    export_onnx(net, fp32, ["p_organic", "material_probs"], size=SPEC.size)
-    rng = np.random.default_rng(0)
-    samples = []
-    for i in range(8):
-        path = tmp_path / f"{i}.jpg"
-        cv2.imwrite(str(path), rng.integers(0, 255, size=(40, 50, 3), dtype=np.uint8))
-        samples.append(Sample(path, "glass", f"x/glass/{i}.jpg"))
+    _, fp32, samples = tiny_exported(tmp_path, 8)
+    int8 = tmp_path / "model.int8.onnx"
     kept = "/material_head/material_head.1/Gemm"
     quantize_int8(fp32, int8, samples, SPEC, keep_float=[kept])
     graph = onnx.load(str(int8)).graph

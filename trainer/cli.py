@@ -106,17 +106,17 @@ def _finetune_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--ema-decay",
         type=_fraction,
-        default=0.0,
+        default=0.998,
         help="Score, select and export an exponential moving average of the weights with this "
-        "per-step decay, e.g. 0.998 (about 3 epochs of memory here); 0 = off (default).",
+        "per-step decay (default 0.998, about 3 epochs of memory here); 0 = off.",
     )
     g.add_argument(
         "--qat-steps",
         type=int,
-        default=0,
+        default=150,
         help="Before the heads' refit, this many quantization-aware steps at the served size (int8 "
         "rounding simulated, see trainer/qat.py), so the int8 variant keeps the float model's "
-        "accuracy; ~150 is one epoch here. 0 = off (default).",
+        "accuracy (default 150, about one epoch here); 0 = off.",
     )
     g.add_argument(
         "--patience",
