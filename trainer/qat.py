@@ -47,8 +47,8 @@ class QatConfig:
     batch_size: int = 32
     lr: float = 2e-5  # a nudge: the float model is finished; only rounding is being absorbed
     observe_steps: int = 20  # ranges settle before rounding starts
-    # The refitted heads make the confidences the abstain threshold cuts; trained here (on augmented
-    # images, with the fine-tuning's smoothed targets) they lost 1.9 points and their calibration.
+    # Only the backbone learns: the pipeline refits the heads on it afterwards. (Refitted heads
+    # trained here, on augmented images with smoothed targets, lost 1.9 points and their calibration.)
     train_heads: bool = False
     label_smoothing: float = 0.0
     seed: int = 0
