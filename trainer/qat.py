@@ -186,7 +186,8 @@ def quantization_aware_finetune(
     torch.manual_seed(cfg.seed)  # the augmentations' draws: the same whatever ran before
     sim.train(heads=cfg.train_heads)
     sim.set_rounding(False)
-    for step in tqdm(range(cfg.steps), desc=f"quantization-aware @{spec.size}px", unit="step"):
+    bar = tqdm(range(cfg.steps), desc=f"quantization-aware @{spec.size}px", unit="step")
+    for step in bar:
         if step == cfg.observe_steps:
             sim.set_rounding(True)
         idx = torch.randint(len(data.labels), (cfg.batch_size,), generator=generator).tolist()
@@ -196,6 +197,7 @@ def quantization_aware_finetune(
         loss.backward()
         optimizer.step()
         schedule.step()
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", rounding=step >= cfg.observe_steps)
     net.organic_head.requires_grad_(True)
     net.material_head.requires_grad_(True)
     return sim.remove()
