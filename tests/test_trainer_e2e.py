@@ -159,3 +159,10 @@ def test_bad_data_dir_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_missing_model_exits_2(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", "--model", str(tmp_path), "--data", str(data_dir)]) == 2
     assert "manifest.json" in capsys.readouterr().err
+
+
+def test_negative_qat_steps_fail_at_parse_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", "--mode", "finetune", "--data", str(tmp_path), "--out", str(tmp_path / "m")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--qat-steps", "-1"])
+    assert exit_info.value.code == 2 and "must be >= 0" in capsys.readouterr().err

@@ -57,7 +57,7 @@ def test_simulation_rounds_weights_per_channel_and_removal_leaves_them_on_the_gr
     assert not torch.equal(quantized, plain)  # the hooks did round activations, and are gone
 
 
-def test_quantization_aware_steps_lower_the_loss_of_a_rounded_model() -> None:
+def test_quantization_aware_steps_teach_a_rounded_model() -> None:
     net = tiny_net()
     data = tiny_data(per_label=6)
     reference = copy.deepcopy(net)

@@ -36,6 +36,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    """argparse type: an integer >= 0 (0 turns a step off)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _common(parser: argparse.ArgumentParser, *, data_help: str) -> None:
     """Flags every subcommand shares: data folders, decode threads, log level."""
     parser.add_argument("--data", nargs="+", type=Path, required=True, metavar="DIR", help=data_help)
@@ -112,7 +120,7 @@ def _finetune_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--qat-steps",
-        type=int,
+        type=_non_negative,
         default=150,
         help="Before the heads' refit, this many quantization-aware steps at the served size (int8 "
         "rounding simulated, see trainer/qat.py), so the int8 variant keeps the float model's "

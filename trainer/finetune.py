@@ -56,8 +56,8 @@ class FinetuneConfig:
     seed: int = 0
     # Exponential moving average of the weights, updated every step; 0 turns it off. When on, the
     # average is what is scored, selected and exported: it smooths the epoch-to-epoch noise that
-    # otherwise decides which single epoch ships.
-    ema_decay: float = 0.0
+    # otherwise decides which single epoch ships (+0.8 point of material accuracy here, NOTES.md).
+    ema_decay: float = 0.998
 
     def size_at(self, epoch: int) -> int:
         """Training resolution of an epoch (0-based)."""

@@ -49,7 +49,7 @@ class FinetuneRun:
     refit: HeadConfig | None = field(default_factory=HeadConfig)
     mirror_average: bool = True
     speed_seconds: float = 4.0
-    qat: QatConfig | None = None  # quantization-aware steps after the heads' refit; None = off
+    qat: QatConfig | None = field(default_factory=QatConfig)  # before the heads' refit; None = off
 
 
 @dataclass(frozen=True)
