@@ -14,7 +14,7 @@ ALL_STAMP  := $(VENV)/.all-installed
 help:
 	@echo "make demo   - install, then run a worker and a camera agent on samples/demo"
 	@echo "make test   - install, then run lint and the whole test suite (needs RabbitMQ)"
-	@echo "make train  - retrain the default model from ../shared/datasets (fine-tuning, ~40 min on 2 cores)"
+	@echo "make train  - retrain the default model from ../shared/datasets (fine-tuning, ~50 min on 2 cores)"
 	@echo "make clean  - remove the virtualenv and caches"
 
 $(VENV)/bin/python:
@@ -44,7 +44,8 @@ test: $(ALL_STAMP)
 bench: $(ALL_STAMP)
 	$(BIN)/python -m bench
 
-# Full fine-tuning, ~40 min on 2 CPU cores; checkpoints in runs/finetune (add --resume to continue a stopped run).
+# Full fine-tuning, ~50 min on 2 CPU cores; the same bytes again on the same kind of CPU (docs/model-report/NOTES.md).
+# Checkpoints in runs/finetune (add --resume to continue a stopped run).
 train: $(ALL_STAMP)
 	$(BIN)/trainer train --mode finetune --data ../shared/datasets/trashnet ../shared/datasets/garbage12 --out models/default
 

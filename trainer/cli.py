@@ -70,7 +70,7 @@ def _train_parser(sub: Any) -> None:
         default="heads",
         help="'heads' (default): frozen backbone, MLP heads on cached features, ~2 min on 2 CPU cores. "
         "'finetune' (made the committed model): fine-tune the whole network on augmented images, refit MLP "
-        "heads on it, serve the mean of each image and its mirror (~40 min on 2 cores).",
+        "heads on it, serve the mean of each image and its mirror (~50 min on 2 cores).",
     )
     p.add_argument(
         "--val-fraction", type=_fraction, default=0.15, help="Validation share per label (default 0.15)."
