@@ -44,7 +44,7 @@ test: $(ALL_STAMP)
 bench: $(ALL_STAMP)
 	$(BIN)/python -m bench
 
-# Full fine-tuning, ~50 min on 2 CPU cores; the same bytes again on the same kind of CPU (docs/model-report/NOTES.md).
+# Full fine-tuning, ~50 min on 2 CPU cores; repeatable on one kind of CPU (docs/model-report/NOTES.md).
 # Checkpoints in runs/finetune (add --resume to continue a stopped run).
 train: $(ALL_STAMP)
 	$(BIN)/trainer train --mode finetune --data ../shared/datasets/trashnet ../shared/datasets/garbage12 --out models/default
