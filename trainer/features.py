@@ -80,8 +80,8 @@ def load_rgb_or_none(path: Path, spec: InputSpec) -> np.ndarray | None:
         return None
 
 
-def _embed(session: ort.InferenceSession, images: list[np.ndarray], spec: InputSpec) -> np.ndarray:
-    """[n, 2, D] features of the images and their horizontal mirrors, in one batch."""
+def embed_views(session: ort.InferenceSession, images: list[np.ndarray], spec: InputSpec) -> np.ndarray:
+    """[n, 2, D] features of the images and their horizontal mirrors, in one batch of ``session``."""
     flipped = [np.ascontiguousarray(img[:, ::-1]) for img in images]
     batch = to_model_input(images + flipped, spec)
     (features,) = session.run(None, {"image": batch})
@@ -115,7 +115,7 @@ def extract(
                 good = [(i, img) for i, img in zip(chunk, images, strict=True) if img is not None]
                 bad.update(i for i, img in zip(chunk, images, strict=True) if img is None)
                 if good:
-                    feats = _embed(session, [img for _, img in good], spec)
+                    feats = embed_views(session, [img for _, img in good], spec)
                     for (i, _), feat in zip(good, feats, strict=True):
                         paths[i].parent.mkdir(parents=True, exist_ok=True)
                         np.save(paths[i], feat)

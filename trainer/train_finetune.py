@@ -21,7 +21,7 @@ from trainer.backbone import create_backbone
 from trainer.distributed import DistInfo, barrier, init_from_env, select_device, shutdown
 from trainer.finetune import FinetuneConfig, TrainData, Trainer, build_net
 from trainer.heads import HeadConfig
-from trainer.qat import QatConfig
+from trainer.qat import QatConfig, quantization_aware_finetune
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,6 @@ def train_model(run: FinetuneRun, splits: Splits, info: DistInfo, device: torch.
         trainer.restore(state)
     trainer.fit()
     if run.qat is not None and info.is_main:  # before the refit: the heads fit the final backbone
-        from trainer.qat import quantization_aware_finetune
-
         quantization_aware_finetune(trainer.net.cpu(), fit, spec, run.qat)
     if run.refit is not None and info.is_main:
         from trainer.refit import refit_heads

@@ -34,14 +34,13 @@ import timm
 import torch
 from tqdm import tqdm
 
-from classifier_worker.imaging import to_model_input
 from sortline.labels import MATERIALS, ORGANIC, RECYCLABLE_MATERIALS
 from sortline.manifest import InputSpec
 from trainer import heads
 from trainer.backbone import map_by_position
 from trainer.dataset import Sample
 from trainer.export import export_onnx
-from trainer.features import load_rgb_or_none
+from trainer.features import embed_views, load_rgb_or_none
 from trainer.train_finetune import make_splits
 
 DATA = [Path("../shared/datasets/trashnet"), Path("../shared/datasets/garbage12")]
@@ -100,9 +99,7 @@ def features(backbone: Backbone, samples: Sequence[Sample]) -> np.ndarray:
             images = list(pool.map(lambda s: load_rgb_or_none(s.path, spec), chunk))
             if any(image is None for image in images):
                 raise RuntimeError("an image did not decode; the trainer would have skipped it too")
-            views = images + [np.ascontiguousarray(img[:, ::-1]) for img in images]
-            (out,) = sess.run(None, {"image": to_model_input(views, spec)})
-            rows.append(np.stack([out[: len(chunk)], out[len(chunk) :]], axis=1))
+            rows.append(embed_views(sess, images, spec))
             bar.update(len(chunk))
     result = np.concatenate(rows).astype(np.float32)
     np.save(cache, result)
