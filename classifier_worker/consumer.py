@@ -35,6 +35,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import (
     AMQPChannelError,
     AMQPConnectionError,
+    AMQPError,
     ProbableAccessDeniedError,
     ProbableAuthenticationError,
 )
@@ -42,13 +43,16 @@ from pika.exceptions import (
 from classifier_worker.acks import AckWindow
 from classifier_worker.batcher import MicroBatcher
 from classifier_worker.confirms import ConfirmTracker
+from classifier_worker.dedup import RecentFrames
 from classifier_worker.frames import Delivery
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.processor import BatchProcessor, Decided, Outcome, Prepared, Rejected, Retry
-from classifier_worker.publishing import publish_dead_letter, publish_decision
+from classifier_worker.publishing import HEADER_FRAME_RESERVE, publish_dead_letter, publish_decision
 from classifier_worker.settings import WorkerSettings
+from sortline import amqp_tables
 from sortline.backoff import backoff_delays
 from sortline.connection import connection_parameters
+from sortline.messages import DeadLetterReason
 from sortline.settings import redact_url
 from sortline.topology import declare_line, declare_model_events_queue
 
@@ -106,7 +110,11 @@ class FrameConsumer:
         self._channel: BlockingChannel | None = None
         self._consumer_tag: str | None = None
         self._confirms: ConfirmTracker[Outcome] = ConfirmTracker()
+        self._recent = RecentFrames(settings.dedup_window)
+        self._acks_due = False  # frames settled without a publish (repeats) wait for the next ack round
+        self._header_budget = 0  # bytes a dead letter may spend on the frame's own headers
         self._finished = threading.Event()
+        amqp_tables.install()  # no header value may stop the connection (see sortline.amqp_tables)
 
     def run(self) -> None:
         inference = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
@@ -143,9 +151,14 @@ class FrameConsumer:
         self._generation += 1
         self._outstanding = 0  # unacked frames of the old channel are back in the queue
         self._acks = AckWindow()
+        self._recent.forget_in_flight()
+        if self._generation > 1:
+            self.metrics.reconnects.inc()
         self._connection = pika.BlockingConnection(
             connection_parameters(self._url, "worker", self.settings.line_id, self.settings.tls_files())
         )
+        # The content header of a message must fit one AMQP frame, whose size the broker negotiates.
+        self._header_budget = max(0, self._connection._impl.params.frame_max - HEADER_FRAME_RESERVE)
         channel = self._connection.channel()
         self._enable_confirms(channel)
         queue = declare_line(channel, self.settings.line_id)
@@ -184,10 +197,16 @@ class FrameConsumer:
         self.metrics.frames_received.labels(line=line).inc()
         if delivery.redelivered:
             self.metrics.redelivered.labels(line=line).inc()
-        self._outstanding += 1
         self._acks.delivered(method.delivery_tag)
+        if not self._recent.begin(frame_key(delivery)):
+            # Decided (or in flight) already: its outcome is out, so ack it without a second one.
+            self.metrics.duplicates.labels(line=line).inc()
+            self._acks.confirmed(method.delivery_tag)
+            self._acks_due = True
+            return
+        self._outstanding += 1
         self.metrics.in_flight.set(self._outstanding)
-        future = self.processor.executor.submit(self.processor.prepare, delivery)
+        future = self.processor.submit(delivery)
         future.add_done_callback(partial(self._on_prepared, self._generation, time.monotonic()))
 
     def _on_prepared(self, generation: int, arrived: float, future: Future[Prepared | Rejected]) -> None:
@@ -239,23 +258,57 @@ class FrameConsumer:
         if generation != self._generation or self._channel is None:
             return  # delivery tags of a closed channel mean nothing on this one
         started = time.perf_counter()
-        publisher = self._channel._impl  # non-blocking publish; the confirm is tracked, not awaited
         for outcome in outcomes:
-            if isinstance(outcome, Decided):
-                publish_decision(publisher, outcome.message)
-            elif isinstance(outcome, Rejected):
-                publish_dead_letter(publisher, outcome.delivery, outcome.reason, outcome.detail)
-            else:
+            if isinstance(outcome, Retry):
                 log.warning(
                     "requeueing frame %s after a failure: %s", outcome.delivery.message_id, outcome.detail
                 )
-                self._channel.basic_nack(delivery_tag=outcome.delivery.delivery_tag, requeue=True)
-                self._acks.released(outcome.delivery.delivery_tag)
-                self._outstanding -= 1
-                continue
-            self._confirms.sent(outcome)
+                self._give_back(outcome.delivery, requeue=True)
+            else:
+                self._publish(outcome)
         self.metrics.in_flight.set(self._outstanding)
         self.metrics.stage_seconds.labels(stage="publish").observe(time.perf_counter() - started)
+
+    def _publish(self, outcome: Decided | Rejected) -> None:
+        """Publish a decision or dead letter; its confirm is tracked, not awaited."""
+        publisher = self._channel._impl  # non-blocking publish
+        try:
+            if isinstance(outcome, Decided):
+                publish_decision(publisher, outcome.message)
+            else:
+                publish_dead_letter(
+                    publisher, outcome.delivery, outcome.reason, outcome.detail, self._header_budget
+                )
+        except AMQPError:
+            raise  # the connection or channel is gone: reconnect, the frame comes back
+        except Exception as error:  # something in the envelope pika cannot write: never stop the line
+            self._hand_to_broker(outcome, error)
+            return
+        self._confirms.sent(outcome)
+
+    def _hand_to_broker(self, outcome: Decided | Rejected, error: Exception) -> None:
+        """Reject the frame without requeueing: the queue's own dead-letter exchange keeps it, as it
+        came, with RabbitMQ's ``x-death`` header (reason ``rejected``) instead of ours."""
+        reason = outcome.reason if isinstance(outcome, Rejected) else DeadLetterReason.POISON
+        log.warning(
+            "could not publish the outcome of frame %.80r (%s: %.200r); handing it to the broker's "
+            "dead-letter exchange",
+            outcome.delivery.message_id,
+            reason.value,
+            error,
+        )
+        self._give_back(outcome.delivery, requeue=False)
+        self.metrics.dead_letters.labels(reason=reason.value).inc()
+        self.metrics.dead_letter_fallbacks.inc()
+
+    def _give_back(self, delivery: Delivery, *, requeue: bool) -> None:
+        self._channel.basic_nack(delivery_tag=delivery.delivery_tag, requeue=requeue)
+        self._acks.released(delivery.delivery_tag)
+        self._outstanding -= 1
+        if requeue:
+            self._recent.released(frame_key(delivery))
+        else:
+            self._recent.settled(frame_key(delivery))
 
     def _ack_confirmed(self) -> None:
         """Ack the frames whose outcome the broker confirmed; requeue one whose publish it refused."""
@@ -264,19 +317,19 @@ class FrameConsumer:
             return
         settled = self._confirms.take_settled()
         for outcome, confirmed in settled:
-            tag = outcome.delivery.delivery_tag
             if not confirmed:
                 log.warning(
                     "broker refused the outcome of frame %s; requeueing it", outcome.delivery.message_id
                 )
-                channel.basic_nack(delivery_tag=tag, requeue=True)
-                self._acks.released(tag)
-            else:
-                self._acks.confirmed(tag)
-                self._count(outcome)
+                self._give_back(outcome.delivery, requeue=True)
+                continue
+            self._acks.confirmed(outcome.delivery.delivery_tag)
+            self._recent.settled(frame_key(outcome.delivery))
+            self._count(outcome)
             self._outstanding -= 1
-        if not settled:
+        if not (settled or self._acks_due):
             return
+        self._acks_due = False
         acks = self._acks.take()
         if acks.up_to is not None:
             channel.basic_ack(delivery_tag=acks.up_to, multiple=True)
@@ -309,3 +362,11 @@ class FrameConsumer:
                 connection.close()
             except AMQPConnectionError:
                 log.debug("connection already gone while closing")
+
+
+def frame_key(delivery: Delivery) -> tuple[str, object] | None:
+    """What makes two deliveries the same frame: its id, per camera (the routing key names it).
+
+    None (never a repeat) when the sender set no ``message_id``.
+    """
+    return None if delivery.message_id is None else (delivery.routing_key, delivery.message_id)

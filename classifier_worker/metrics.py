@@ -67,7 +67,24 @@ class WorkerMetrics:
             ["line"],
             registry=registry,
         )
-
+        self.duplicates = Counter(
+            "sortline_worker_duplicate_frames_total",
+            "Frames received again (same message_id from the same camera) while in flight or lately "
+            "settled: acked, not decided again.",
+            ["line"],
+            registry=registry,
+        )
+        self.dead_letter_fallbacks = Counter(
+            "sortline_worker_dead_letter_fallbacks_total",
+            "Frames whose dead letter (or decision) could not be published as built, rejected instead to "
+            "the queue's own dead-letter exchange (they arrive there with RabbitMQ's x-death header).",
+            registry=registry,
+        )
+        self.reconnects = Counter(
+            "sortline_worker_reconnects_total",
+            "Connections to the broker opened after the first (each one follows a lost connection).",
+            registry=registry,
+        )
         self.in_flight = Gauge(
             "sortline_worker_in_flight_frames",
             "Frames handed to this worker and not yet settled (decoding, batching, inferring, publishing).",
@@ -77,9 +94,10 @@ class WorkerMetrics:
     def record_decision(self, message: DecisionMessage) -> None:
         """Count a confirmed decision and its capture-to-decision latency."""
         self.decisions.labels(line=message.line_id, bin=message.bin).inc()
-        self.decision_latency.labels(line=message.line_id).observe(
-            (time.time_ns() - message.captured_at_ns) / 1e9
-        )
+        # A camera clock slightly ahead (within --max-clock-ahead-ms) must not put negative
+        # latencies into the histogram: they would pull its sum, and every mean read off it, down.
+        latency_ns = max(0, time.time_ns() - message.captured_at_ns)
+        self.decision_latency.labels(line=message.line_id).observe(latency_ns / 1e9)
 
     def set_model(self, version: str) -> None:
         self.model_info.clear()

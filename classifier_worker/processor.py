@@ -7,16 +7,24 @@ is tested on its own and reused by the benchmark.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from classifier_worker.decisions import build_decision
-from classifier_worker.frames import Delivery, Frame, check_frame
-from classifier_worker.imaging import check_encoded, decode_frame, resize_for_model, to_model_input
+from classifier_worker.frames import Delivery, Frame, FramePolicy, check_frame
+from classifier_worker.imaging import (
+    check_encoded,
+    decode_cost_bytes,
+    decode_frame,
+    read_header,
+    resize_for_model,
+    to_model_input,
+)
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.model import CascadeModel, Prediction
 from classifier_worker.settings import WorkerSettings
@@ -64,7 +72,12 @@ Outcome = Decided | Rejected | Retry
 
 
 class BatchProcessor:
-    """``prepare`` runs per frame in decode threads; ``infer`` runs per batch on one thread."""
+    """``prepare`` runs per frame in decode threads; ``infer`` runs per batch on one thread.
+
+    Frames whose decode is expensive (``--large-frame-bytes``) go to ``large_lane``, an executor of
+    one thread, when one is given: a few 4K PNGs then cost one core for a while, never the decode
+    threads that the frames behind them need to meet their deadlines.
+    """
 
     def __init__(
         self,
@@ -73,10 +86,20 @@ class BatchProcessor:
         metrics: WorkerMetrics,
         executor: Executor,
         device_decoder: DeviceDecoder | None = None,
+        large_lane: Executor | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.executor = executor
+        self.large_lane = large_lane
+        self._large_slots = threading.BoundedSemaphore(settings.large_frame_backlog)
+        self.policy = FramePolicy(
+            line_id=settings.line_id,
+            max_body_bytes=settings.max_body_bytes,
+            cameras=frozenset(settings.cameras),
+            max_ahead_ns=settings.max_clock_ahead_ms * 1_000_000,
+            max_age_ns=settings.max_frame_age_s * 1_000_000_000,
+        )
         # The model and the decoder that feeds it change together on a hot reload: one tuple, so
         # a batch never pairs the new model with the old decoder's input size (or the reverse).
         # A decoder is set when JPEGs are decoded per batch on the model's device.
@@ -104,17 +127,52 @@ class BatchProcessor:
         """Both steps for a list of deliveries (decoding in the executor); outcomes keep their order."""
         return self.infer(list(self.executor.map(self.prepare, deliveries)))
 
+    def submit(self, delivery: Delivery) -> Future[Prepared | Rejected]:
+        """Start preparing ``delivery`` in the lane its decode cost calls for."""
+        if self.large_lane is None or not self._is_large(delivery.body):
+            return self.executor.submit(self.prepare, delivery)
+        if not self._large_slots.acquire(blocking=False):
+            refused: Future[Prepared | Rejected] = Future()
+            refused.set_result(
+                Rejected(
+                    delivery,
+                    DeadLetterReason.IMAGE_TOO_LARGE,
+                    f"{self.settings.large_frame_backlog} large frames already wait for their decode lane",
+                )
+            )
+            return refused
+        future = self.large_lane.submit(self.prepare, delivery)
+        future.add_done_callback(lambda _: self._large_slots.release())
+        return future
+
+    def _is_large(self, body: bytes) -> bool:
+        header = read_header(body)
+        if header is None:
+            return False  # refused cheaply by prepare
+        size = 0 if self.device_decoder is not None else self.model.manifest.input.size
+        return decode_cost_bytes(header, size) > self.settings.large_frame_bytes
+
     def prepare(self, delivery: Delivery) -> Prepared | Rejected:
         """Check and decode one delivery; any failure is that frame's dead letter, never the batch's."""
         started = time.perf_counter()
+        settings = self.settings
         try:
-            frame = check_frame(delivery, max_body_bytes=self.settings.max_body_bytes)
+            frame = check_frame(delivery, self.policy)
             model, decoder = self._serving
-            if decoder is not None:  # header checks here, pixels on the device later
-                check_encoded(delivery.body, max_pixels=self.settings.max_pixels)
+            if decoder is not None:  # header checks here, pixels on the device later (full size)
+                check_encoded(
+                    delivery.body,
+                    max_pixels=settings.max_pixels,
+                    max_decoded_bytes=settings.max_decoded_bytes,
+                )
                 return Prepared(frame, None)
             spec = model.manifest.input
-            image = decode_frame(delivery.body, target_size=spec.size, max_pixels=self.settings.max_pixels)
+            image = decode_frame(
+                delivery.body,
+                target_size=spec.size,
+                max_pixels=settings.max_pixels,
+                max_decoded_bytes=settings.max_decoded_bytes,
+            )
             return Prepared(frame, resize_for_model(image, spec))
         except InvalidFrame as error:
             return Rejected(delivery, error.reason, error.detail)

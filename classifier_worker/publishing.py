@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.channel import Channel
 
 from classifier_worker.frames import Delivery
+from sortline.amqp_tables import encoded_size
 from sortline.messages import (
     DEAD_LETTER_DETAIL_HEADER,
+    DEAD_LETTER_DROPPED_HEADER,
     DEAD_LETTER_REASON_HEADER,
     DeadLetterReason,
     DecisionMessage,
+    FrameHeaders,
 )
 from sortline.topology import DEAD_LETTER_EXCHANGE, DECISIONS_EXCHANGE, decisions_routing_key
 
@@ -41,13 +45,28 @@ def publish_decision(channel: BlockingChannel | Channel, message: DecisionMessag
     )
 
 
+#: Longest reason detail and list of dropped header names on a dead letter, in UTF-8 bytes.
+MAX_DETAIL_BYTES = 512
+#: What the rest of a dead letter's content header (content type, message id, flags, frame
+#: overhead) and our own headers may take of a frame; the sender's headers get the remainder.
+HEADER_FRAME_RESERVE = 4096
+#: Frame headers of the contract, kept first when a dead letter cannot carry all of a frame's.
+_CONTRACT_HEADERS = tuple(FrameHeaders.model_fields)
+
+
 def publish_dead_letter(
-    channel: BlockingChannel, delivery: Delivery, reason: DeadLetterReason, detail: str
+    channel: BlockingChannel | Channel,
+    delivery: Delivery,
+    reason: DeadLetterReason,
+    detail: str,
+    header_budget: int,
 ) -> None:
-    """Publish the frame, unchanged, to the DLX with its reason, under its original routing key."""
-    headers = dict(delivery.headers or {})
-    headers[DEAD_LETTER_REASON_HEADER] = reason.value
-    headers[DEAD_LETTER_DETAIL_HEADER] = detail[:512]
+    """Publish the frame to the DLX with its reason, under its original routing key.
+
+    The body is the frame's, unchanged, and so are its headers as far as ``header_budget`` bytes
+    and pika's encoder allow (see :func:`dead_letter_headers`). The caller catches what still fails.
+    """
+    headers = dead_letter_headers(delivery.headers, reason, detail, header_budget)
     channel.basic_publish(
         DEAD_LETTER_EXCHANGE,
         delivery.routing_key,
@@ -62,3 +81,41 @@ def publish_dead_letter(
     # DEBUG, not WARNING: a camera sending garbage would flood the log; the reason is counted in
     # sortline_dead_letters_total{reason} and kept, with the detail, on the dead letter itself.
     log.debug("dead-lettered frame %s: %s (%s)", delivery.message_id, reason.value, detail)
+
+
+def dead_letter_headers(
+    original: dict[Any, Any] | None, reason: DeadLetterReason, detail: str, budget: int
+) -> dict[Any, Any]:
+    """The frame's headers plus reason and detail, never larger than the broker's frame allows.
+
+    A frame whose headers nearly fill an AMQP frame would, with a reason added, become a content
+    header the broker refuses by closing the connection. The contract's headers are kept first,
+    then the others in order while they fit ``budget`` encoded bytes; a header pika cannot encode
+    or that does not fit is left out and named in ``x-sortline-dropped-headers``.
+    """
+    headers: dict[Any, Any] = {
+        DEAD_LETTER_REASON_HEADER: reason.value,
+        DEAD_LETTER_DETAIL_HEADER: _bounded(detail),
+    }
+    original = original or {}
+    ours = {DEAD_LETTER_REASON_HEADER, DEAD_LETTER_DETAIL_HEADER, DEAD_LETTER_DROPPED_HEADER}
+    names = [name for name in _CONTRACT_HEADERS if name in original]
+    names += [name for name in original if name not in _CONTRACT_HEADERS and name not in ours]
+    used, dropped = 0, []
+    for name in names:
+        try:
+            size = encoded_size({name: original[name]})
+        except Exception:  # a value pika cannot write back (whatever the client sent)
+            size = None
+        if size is None or used + size > budget:
+            dropped.append(name if isinstance(name, str) else repr(name))
+            continue
+        headers[name] = original[name]
+        used += size
+    if dropped:
+        headers[DEAD_LETTER_DROPPED_HEADER] = _bounded(", ".join(dropped))
+    return headers
+
+
+def _bounded(text: str) -> str:
+    return text.encode("utf-8", errors="replace")[:MAX_DETAIL_BYTES].decode("utf-8", errors="ignore")

@@ -65,4 +65,53 @@ class WorkerSettings(SortlineSettings):
         le=1_000_000_000,
         description="Frames whose header claims more pixels are refused.",
     )
+    max_decoded_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=4 * 1024**3,
+        description="Decode budget: a frame whose decode would allocate more (estimated from its header: "
+        "size, bit depth, channels, progressive or not, the reduced JPEG scale) is refused unread. "
+        "Default 64 MiB: a 4K 8-bit PNG fits, a 16-bit 6300x6300 PNG does not.",
+    )
+    large_frame_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=4 * 1024**3,
+        description="Frames whose decode needs more than this decode one at a time in a lane of their own, "
+        "so they never hold up the decode threads the other frames need.",
+    )
+    large_frame_backlog: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Large frames that may wait for their lane; beyond it one is refused (image-too-large), "
+        "so a flood of them cannot fill the prefetch window.",
+    )
+    cameras: list[Identifier] = Field(
+        [],
+        max_length=1024,
+        description="Cameras allowed to publish to this line (e.g. --cameras cam-1,cam-2); frames of any "
+        "other camera are refused (camera-not-allowed). Empty: any camera.",
+    )
+    max_clock_ahead_ms: int = Field(
+        5000,
+        ge=0,
+        le=3_600_000,
+        description="How far a frame's capture time may lie ahead of this worker's clock; a frame further "
+        "ahead is refused (bad-capture-time).",
+    )
+    max_frame_age_s: int = Field(
+        86_400,
+        ge=1,
+        le=30 * 86_400,
+        description="How old a frame's capture time may be; older frames are refused (bad-capture-time).",
+    )
+    dedup_window: int = Field(
+        10_000,
+        ge=0,
+        le=1_000_000,
+        description="Frame ids remembered per worker: a frame whose id (message_id) was decided or is in "
+        "flight is acked and counted, not decided again (a camera re-sending after a lost confirm). "
+        "0 turns it off.",
+    )
     metrics_port: int = Field(9102, ge=0, le=65535, description="Port of /metrics; 0 disables it.")

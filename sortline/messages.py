@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sortline.amqp_tables import RawTimestamp
 from sortline.labels import BINS, MATERIALS
 
 SCHEMA_VERSION = 1
@@ -29,6 +30,15 @@ IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png")
 #: Header names on a dead letter, set by the worker that rejected the frame.
 DEAD_LETTER_REASON_HEADER = "x-sortline-reason"
 DEAD_LETTER_DETAIL_HEADER = "x-sortline-detail"
+#: Names of the frame's own headers a dead letter could not carry (too large, or not encodable).
+DEAD_LETTER_DROPPED_HEADER = "x-sortline-dropped-headers"
+
+#: Bounds of the integers a frame may carry: AMQP's signed 64-bit type, and a pixel coordinate.
+INT64_MAX = 2**63 - 1
+PIXEL_MAX = 1_000_000
+
+#: A bbox value: x, y, width, height in pixels of the frame the crop came from.
+Pixels = Annotated[int, Field(ge=0, le=PIXEL_MAX)]
 
 
 class DeadLetterReason(StrEnum):
@@ -43,6 +53,9 @@ class DeadLetterReason(StrEnum):
     IMAGE_TOO_LARGE = "image-too-large"
     EXPIRED = "expired"
     POISON = "poison"
+    LINE_MISMATCH = "line-mismatch"
+    CAMERA_NOT_ALLOWED = "camera-not-allowed"
+    BAD_CAPTURE_TIME = "bad-capture-time"
 
 
 class InvalidFrame(Exception):
@@ -55,26 +68,40 @@ class InvalidFrame(Exception):
 
 
 class FrameHeaders(BaseModel):
-    """AMQP headers of one frame (DESIGN.md, message contract v1)."""
+    """AMQP headers of one frame (message contract v1, README)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     line_id: Identifier
     camera_id: Identifier
-    seq: int = Field(ge=0, description="Per-camera sequence number, from 0.")
-    captured_at_ns: int = Field(gt=0, description="Capture time, integer nanoseconds since the epoch.")
-    source: str | None = Field(None, max_length=1024, description="Replayed file, relative path.")
+    seq: int = Field(ge=0, le=INT64_MAX, description="Per-camera sequence number, from 0.")
+    captured_at_ns: int = Field(
+        gt=0, le=INT64_MAX, description="Capture time, integer nanoseconds since the epoch."
+    )
+    source: str | None = Field(
+        None,
+        max_length=1024,
+        description="Replayed file, as a relative path; normalised (no '..', no leading '/', "
+        "printable characters only) because decisions echo it to other tools.",
+    )
     item_id: Identifier | None = None
-    bbox: tuple[int, int, int, int] | None = Field(None, description="x, y, width, height in pixels.")
+    bbox: tuple[Pixels, Pixels, Pixels, Pixels] | None = Field(
+        None, description="x, y, width, height in pixels."
+    )
     belt_x: float | None = Field(None, ge=0.0, le=1.0, description="Lateral belt position, 0..1.")
 
     @field_validator("captured_at_ns", "seq", mode="before")
     @classmethod
     def _integers_only(cls, value: Any) -> Any:
-        # bool is an int subclass and strings coerce silently; a typed header must stay typed.
-        if isinstance(value, bool) or not isinstance(value, int):
+        # bool is an int, strings coerce silently, a timestamp decodes to one: a typed header stays typed.
+        if not isinstance(value, int) or isinstance(value, bool | RawTimestamp):
             raise ValueError(f"must be an integer, got {type(value).__name__}")
         return value
+
+    @field_validator("source")
+    @classmethod
+    def _relative_path(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_relative_path(value)
 
     def to_amqp(self) -> dict[str, Any]:
         """Headers table for pika (floats become decimals, absent fields are left out)."""
@@ -98,6 +125,15 @@ class FrameHeaders(BaseModel):
             return cls.model_validate(values)
         except ValidationError as error:
             raise InvalidFrame(DeadLetterReason.INVALID_HEADERS, _summarise(error)) from None
+
+
+def normalise_relative_path(text: str) -> str:
+    """``text`` as a relative POSIX path that cannot leave its folder: ``../../etc/passwd`` -> ``etc/passwd``.
+
+    Separators are unified, empty, ``.`` and ``..`` parts dropped, control characters removed.
+    """
+    printable = "".join(char for char in text.replace("\\", "/") if char.isprintable())
+    return "/".join(part for part in printable.split("/") if part not in ("", ".", ".."))
 
 
 def _from_amqp_value(value: Any) -> Any:

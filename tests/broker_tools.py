@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pika
-from prometheus_client import CollectorRegistry
 
-from classifier_worker.cli import make_device_decoder
-from classifier_worker.consumer import FrameConsumer
-from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.model import CascadeModel
-from classifier_worker.processor import BatchProcessor
-from classifier_worker.reload import ModelReloader
+from classifier_worker.service import Worker, build_worker
 from classifier_worker.settings import WorkerSettings
+from sortline import amqp_tables
 from sortline.topology import (
     DEAD_LETTER_EXCHANGE,
     DECISIONS_EXCHANGE,
@@ -43,6 +38,7 @@ class Tap:
     """An exclusive queue bound to one exchange and key, collecting what arrives."""
 
     def __init__(self, amqp_url: str, exchange: str, binding_key: str) -> None:
+        amqp_tables.install()  # dead letters carry whatever headers their frame had
         self.connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
         self.channel = self.connection.channel()
         declare_exchanges(self.channel)  # the exchange must exist before we bind to it
@@ -91,40 +87,23 @@ def dead_letter_tap(amqp_url: str, line_id: str):
     return tap(amqp_url, DEAD_LETTER_EXCHANGE, f"frames.{line_id}.#")
 
 
-@dataclass
-class RunningWorker:
-    consumer: FrameConsumer
-    metrics: WorkerMetrics
-    registry: CollectorRegistry
-
-
 @contextmanager
 def running_worker(
     amqp_url: str, line_id: str, model_dir: Path, model: Any = None, **overrides: Any
-) -> Iterator[RunningWorker]:
-    """A real worker (consumer, processor, model) in a thread of this process; ``model`` may wrap one."""
+) -> Iterator[Worker]:
+    """The worker the CLI runs (``build_worker``), in a thread of this process; ``model`` may wrap one."""
     settings = WorkerSettings(
         amqp_url=amqp_url, line_id=line_id, model=model_dir, metrics_port=0, **overrides
     )
-    model = model or CascadeModel.load(model_dir)
-    registry = CollectorRegistry()
-    metrics = WorkerMetrics(registry)
-    metrics.set_model(model.version)
-    stop = threading.Event()
-    with ThreadPoolExecutor(2) as executor:
-        decoder = make_device_decoder(settings.decode, model)
-        processor = BatchProcessor(model, settings, metrics, executor, decoder)
-        reloader = ModelReloader(model_dir, partial(CascadeModel.load, model_dir), processor, metrics)
-        consumer = FrameConsumer(settings, processor, metrics, stop, reloader.on_event)
-        thread = threading.Thread(target=consumer.run, name=f"worker-{line_id}", daemon=True)
+    with build_worker(settings, model or CascadeModel.load(model_dir)) as worker:
+        thread = threading.Thread(target=worker.run, name=f"worker-{line_id}", daemon=True)
         thread.start()
-        assert consumer.ready.wait(10), "worker did not start consuming"
+        assert worker.consumer.ready.wait(10), "worker did not start consuming"
         try:
-            yield RunningWorker(consumer, metrics, registry)
+            yield worker
         finally:
-            stop.set()
+            worker.stop.set()
             thread.join(15)
-            reloader.close()
             assert not thread.is_alive(), "worker did not stop"
 
 
@@ -140,6 +119,7 @@ def publish_raw(
     With ``confirm`` each publish waits for the broker; without, they are sent in a burst and the
     connection is closed only after a final round trip, so they have all reached the broker.
     """
+    batch = uuid.uuid4().hex[:8]  # frame ids are unique, as a camera's are: workers drop repeats
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = connection.channel()
@@ -151,7 +131,9 @@ def publish_raw(
                 FRAMES_EXCHANGE,
                 frames_routing_key(line_id, camera_id),
                 body,
-                pika.BasicProperties(content_type=content_type, headers=headers, message_id=f"m{index}"),
+                pika.BasicProperties(
+                    content_type=content_type, headers=headers, message_id=f"{batch}-{index}"
+                ),
                 mandatory=confirm,
             )
         if not confirm:

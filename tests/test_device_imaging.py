@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from classifier_worker.cli import make_device_decoder
 from classifier_worker.device_imaging import DeviceDecoder, resize_weights
 from classifier_worker.frames import Delivery
 from classifier_worker.imaging import decode_frame, resize_for_model, to_model_input
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.model import CascadeModel
 from classifier_worker.processor import BatchProcessor, Decided, Rejected
+from classifier_worker.service import make_device_decoder
 from classifier_worker.settings import WorkerSettings
 from sortline.manifest import InputSpec
 from sortline.messages import DeadLetterReason
@@ -87,7 +87,7 @@ def delivery(tag: int, body: bytes) -> Delivery:
 
 def test_processor_decides_on_the_device_and_dead_letters_what_it_cannot_decode(tiny_model_dir) -> None:
     model = CascadeModel.load(tiny_model_dir)
-    settings = WorkerSettings(model=tiny_model_dir, metrics_port=0, decode="device")
+    settings = WorkerSettings(model=tiny_model_dir, line_id="l", metrics_port=0, decode="device")
     bodies = sample_jpegs(6)
     deliveries = [delivery(i, body) for i, body in enumerate(bodies)]
     deliveries.insert(3, delivery(99, bodies[0][: len(bodies[0]) // 2]))

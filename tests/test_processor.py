@@ -54,7 +54,7 @@ def make_processor(tiny_model_dir: Path):
 
     def make(delay_s: float = 0.0) -> BatchProcessor:
         model = FlakyModel(CascadeModel.load(tiny_model_dir), delay_s)
-        settings = WorkerSettings(model=tiny_model_dir, metrics_port=0)
+        settings = WorkerSettings(model=tiny_model_dir, line_id="l", metrics_port=0)
         return BatchProcessor(model, settings, WorkerMetrics(CollectorRegistry()), executor)  # type: ignore[arg-type]
 
     yield make

@@ -1,0 +1,120 @@
+"""One way to assemble a worker from its settings: the CLI runs it, tests and the benchmark too.
+
+Model, metrics, decode lanes, processor, hot reload and consumer are wired here and nowhere else,
+so a test's worker is the worker that runs at a plant.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
+
+from classifier_worker.consumer import FrameConsumer
+from classifier_worker.metrics import WorkerMetrics
+from classifier_worker.model import DEFAULT_MODEL_DIR, CascadeModel
+from classifier_worker.processor import BatchProcessor
+from classifier_worker.reload import ModelReloader
+from classifier_worker.settings import WorkerSettings
+
+if TYPE_CHECKING:
+    from classifier_worker.device_imaging import DeviceDecoder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Worker:
+    """A worker ready to ``run()`` until ``stop`` is set."""
+
+    settings: WorkerSettings
+    consumer: FrameConsumer
+    processor: BatchProcessor
+    metrics: WorkerMetrics
+    registry: CollectorRegistry
+    stop: threading.Event
+
+    def run(self) -> None:
+        self.consumer.run()
+
+
+def model_loader(settings: WorkerSettings) -> Callable[[], CascadeModel]:
+    """Loads the worker's model with its options: at start, and again on every promotion."""
+    return partial(
+        CascadeModel.load,
+        settings.model or DEFAULT_MODEL_DIR,
+        intra_op_threads=settings.inference_threads,
+        device=settings.device,
+        spin=settings.inference_spin,
+        variant=settings.variant,
+    )
+
+
+def load_model(settings: WorkerSettings) -> CascadeModel:
+    """The model to serve, verified against its manifest and warmed up.
+
+    Raises what loading raises: ``ModelIntegrityError``, ``ValueError``, ``OSError``.
+    """
+    model = model_loader(settings)()
+    model.warm_up(warm_up_batches(settings))
+    return model
+
+
+def warm_up_batches(settings: WorkerSettings) -> tuple[int, ...]:
+    return (1, settings.max_batch)
+
+
+@contextmanager
+def build_worker(settings: WorkerSettings, model: CascadeModel) -> Iterator[Worker]:
+    """Wire a worker around ``model``; its threads end when the context exits.
+
+    Raises ``ImportError`` for ``--decode device`` without torch, before anything has started.
+    """
+    device_decoder = make_device_decoder(settings.decode, model)
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    metrics.set_model(model.version)
+    stop = threading.Event()
+    with (
+        ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as executor,
+        ThreadPoolExecutor(1, thread_name_prefix="decode-large") as large_lane,
+    ):
+        processor = BatchProcessor(model, settings, metrics, executor, device_decoder, large_lane)
+        reloader = ModelReloader(
+            settings.model or DEFAULT_MODEL_DIR,
+            model_loader(settings),
+            processor,
+            metrics,
+            warm_up_batches=warm_up_batches(settings),
+        )
+        consumer = FrameConsumer(settings, processor, metrics, stop, reloader.on_event)
+        try:
+            yield Worker(settings, consumer, processor, metrics, registry, stop)
+        finally:
+            stop.set()
+            reloader.close()
+
+
+def make_device_decoder(decode: str, model: CascadeModel) -> DeviceDecoder | None:
+    """The on-device decoder for ``--decode device``, or for ``auto`` on a GPU; else None (OpenCV)."""
+    if decode == "cpu" or (decode == "auto" and not model.on_gpu):
+        return None
+    try:
+        from classifier_worker.device_imaging import DeviceDecoder, cuda_decode_available
+    except ImportError:
+        if decode == "auto":  # a GPU image without torch still works, decoding on the CPU
+            log.warning("model on GPU but torch is not installed; decoding JPEGs on the CPU")
+            return None
+        raise
+    device = "cuda" if model.on_gpu and cuda_decode_available() else "cpu"
+    if decode == "auto" and device == "cpu":
+        return None
+    log.info("decoding JPEGs per batch with torchvision on %s", device)
+    return DeviceDecoder(model.manifest.input, device)

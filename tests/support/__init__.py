@@ -1,0 +1,1 @@
+"""Helpers the tests share: broker taps and publishers, workers, hand-built AMQP envelopes."""
