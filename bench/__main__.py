@@ -23,9 +23,9 @@ from bench.broker import BenchError, connect
 from bench.frames import load_frames
 from bench.machine import describe_machine
 from bench.report import check_targets, compute_ratios, print_tables
-from classifier_worker.model import DEFAULT_MODEL_DIR
 from sortline.manifest import ModelIntegrityError, load_manifest
 from sortline.settings import DEFAULT_AMQP_URL, redact_url
+from sortline_runtime.model import DEFAULT_MODEL_DIR
 
 SECTIONS = ("raw", "pipeline", "latency", "multi-worker", "malformed", "naive")
 BROKER_SECTIONS = {"pipeline", "latency", "multi-worker", "malformed"}

@@ -15,12 +15,12 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from classifier_worker.consumer import BrokerRefused, FrameConsumer
 from classifier_worker.metrics import WorkerMetrics
-from classifier_worker.model import DEFAULT_MODEL_DIR, CascadeModel
 from classifier_worker.processor import BatchProcessor
 from classifier_worker.reload import ModelReloader
 from classifier_worker.settings import WorkerSettings
 from sortline.manifest import ModelIntegrityError
 from sortline.settings import configure_logging, parse_cli
+from sortline_runtime.model import DEFAULT_MODEL_DIR, CascadeModel
 
 if TYPE_CHECKING:
     from classifier_worker.device_imaging import DeviceDecoder

@@ -1,18 +1,23 @@
 """Turn encoded frames into model input: size checks before decoding, reduced decoding, batching.
 
-The trainer's evaluation uses these same functions, so the figures it reports are the figures of
-the pixels the worker really feeds the model.
+The worker serves with these functions and the trainer calibrates and evaluates with them, so the
+figures the trainer reports are the figures of the pixels the worker really feeds the model. The
+resize rule and the normalisation are the ones the manifest's input spec names.
 """
 
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from sortline.manifest import InputSpec
 from sortline.messages import DeadLetterReason, InvalidFrame
+
+#: Default cap on the pixels an image header may claim, for the worker's frames and the trainer's files.
+MAX_PIXELS = 40_000_000
 
 _JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -91,9 +96,18 @@ def decode_frame(body: bytes, *, target_size: int, max_pixels: int) -> np.ndarra
     return image
 
 
+def shrinks(height: int, width: int, spec: InputSpec) -> bool:
+    """The resize rule of ``spec.interpolation``: area averaging when the short side shrinks.
+
+    INTER_AREA averages every source pixel when shrinking (no aliasing); INTER_LINEAR is the right
+    filter when enlarging. The worker's GPU decoder applies the same rule with its own matrices.
+    """
+    return min(height, width) > spec.size
+
+
 def resize_for_model(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     """BGR image of any size to the model's RGB size x size uint8 image."""
-    interpolation = cv2.INTER_AREA if min(image.shape[:2]) > spec.size else cv2.INTER_LINEAR
+    interpolation = cv2.INTER_AREA if shrinks(*image.shape[:2], spec) else cv2.INTER_LINEAR
     resized = cv2.resize(image, (spec.size, spec.size), interpolation=interpolation)
     return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
 
@@ -101,12 +115,13 @@ def resize_for_model(image: np.ndarray, spec: InputSpec) -> np.ndarray:
 def to_model_input(images: list[np.ndarray], spec: InputSpec) -> np.ndarray:
     """Stack resized RGB uint8 images into a normalised float32 NCHW batch.
 
-    ``(x / 255 - mean) / std`` is folded into one multiply-add per channel, written straight into
-    the NCHW output: one pass instead of five (cast, scale, subtract, divide, transpose), about 8x
-    less CPU on the inference thread, with the same floats to within 1e-6.
+    ``(x / pixel_scale - mean) / std`` (the input spec's normalisation) is folded into one
+    multiply-add per channel, written straight into the NCHW output: one pass instead of five (cast,
+    scale, subtract, divide, transpose), about 8x less CPU on the inference thread, with the same
+    floats to within 1e-6.
     """
     std = np.asarray(spec.std, dtype=np.float32)
-    scale = 1.0 / (255.0 * std)
+    scale = 1.0 / (spec.pixel_scale * std)
     offset = -np.asarray(spec.mean, dtype=np.float32) / std
     pixels = np.stack(images)  # N, H, W, 3 uint8
     batch = np.empty((pixels.shape[0], 3, *pixels.shape[1:3]), dtype=np.float32)
@@ -114,3 +129,9 @@ def to_model_input(images: list[np.ndarray], spec: InputSpec) -> np.ndarray:
         np.multiply(pixels[..., channel], scale[channel], out=batch[:, channel], casting="unsafe")
         batch[:, channel] += offset[channel]
     return batch
+
+
+def load_rgb(path: Path, spec: InputSpec, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """An image file as the worker would see it: decoded from its bytes, resized to the model's input."""
+    image = decode_frame(path.read_bytes(), target_size=spec.size, max_pixels=max_pixels)
+    return resize_for_model(image, spec)

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from sortline.cascade import CascadeDecision, decide
+from sortline.cascade import CascadeDecision, CascadeThresholds, decide
 from sortline.manifest import ModelManifest, load_manifest, variant_path
+from sortline_runtime.sessions import open_session
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ def select_providers(device: str, available: list[str]) -> list[str]:
     raise ValueError(f"unknown device {device!r}; expected auto, cpu or cuda")
 
 
-#: The most material accuracy (fraction) an automatically chosen variant may cost against fp32.
+#: The most material accuracy (fraction) a variant may cost against fp32: the trainer keeps a variant
+#: only within it, and ``--variant auto`` serves one only within it.
 AUTO_VARIANT_MAX_ACCURACY_COST = 0.005
 
 
@@ -67,6 +69,16 @@ def choose_variant(requested: str, manifest: ModelManifest, providers: list[str]
     ):
         return preferred
     return None
+
+
+def decide_batch(
+    p_organic: np.ndarray, material_probs: np.ndarray, thresholds: CascadeThresholds
+) -> list[CascadeDecision]:
+    """The cascade decision for every row of a batch's outputs."""
+    return [
+        decide(float(p), probs.tolist(), thresholds)
+        for p, probs in zip(p_organic, material_probs, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -109,11 +121,7 @@ class CascadeModel:
         providers = select_providers(device, ort.get_available_providers())
         chosen = choose_variant(variant, manifest, providers)
         onnx_path = variant_path(model_dir, manifest, chosen) if chosen else model_dir / manifest.onnx_file
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        session = open_session(onnx_path, providers=providers, threads=intra_op_threads, spin=spin)
         log.info("loaded model %s from %s on %s", manifest.version, model_dir, session.get_providers()[0])
         return cls(manifest, session, chosen)
 
@@ -152,11 +160,7 @@ class CascadeModel:
         return Prediction(p_organic.reshape(-1), material_probs)
 
     def decide(self, prediction: Prediction) -> list[CascadeDecision]:
-        thresholds = self.manifest.thresholds
-        return [
-            decide(float(p), probs.tolist(), thresholds)
-            for p, probs in zip(prediction.p_organic, prediction.material_probs, strict=True)
-        ]
+        return decide_batch(prediction.p_organic, prediction.material_probs, self.manifest.thresholds)
 
     def warm_up(self, batch_sizes: tuple[int, ...] = (1, 8)) -> None:
         """Run the model once per batch size so the first real frames do not pay for setup."""

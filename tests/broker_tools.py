@@ -18,7 +18,6 @@ from prometheus_client import CollectorRegistry
 from classifier_worker.cli import make_device_decoder
 from classifier_worker.consumer import FrameConsumer
 from classifier_worker.metrics import WorkerMetrics
-from classifier_worker.model import CascadeModel
 from classifier_worker.processor import BatchProcessor
 from classifier_worker.reload import ModelReloader
 from classifier_worker.settings import WorkerSettings
@@ -30,6 +29,7 @@ from sortline.topology import (
     declare_line,
     frames_routing_key,
 )
+from sortline_runtime.model import CascadeModel
 
 
 @dataclass

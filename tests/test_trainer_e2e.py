@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-from classifier_worker.imaging import to_model_input
-from classifier_worker.model import CascadeModel
 from sortline.labels import BINS, MATERIALS
 from sortline.manifest import load_manifest, write_manifest
+from sortline_runtime.imaging import to_model_input
+from sortline_runtime.model import CascadeModel
 from trainer.cli import main
 from trainer.features import load_rgb
 

@@ -54,7 +54,7 @@ def normalise(batch: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     """uint8 [N, 3, H, W] to the model's normalised float input, as ``to_model_input`` does."""
     mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
-    return ((batch.float() / 255.0) - mean) / std
+    return ((batch.float() / spec.pixel_scale) - mean) / std
 
 
 def make_batch(

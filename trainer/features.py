@@ -20,9 +20,9 @@ import numpy as np
 import onnxruntime as ort
 from tqdm import tqdm
 
-from classifier_worker.imaging import decode_frame, resize_for_model, to_model_input
 from sortline.manifest import InputSpec
 from sortline.messages import InvalidFrame
+from sortline_runtime.imaging import decode_frame, resize_for_model, to_model_input
 from trainer.backbone import BACKBONE_ID, FEATURE_DIM, create_backbone
 from trainer.dataset import Sample
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from classifier_worker.imaging import to_model_input
-from classifier_worker.model import CascadeModel
 from sortline.cascade import CascadeThresholds
 from sortline.manifest import InputSpec, ModelManifest, TrainingRecord, sha256_of, write_manifest
+from sortline_runtime.imaging import to_model_input
+from sortline_runtime.model import CascadeModel
 from trainer import calibrate, dataset, quantize
 from trainer.export import CascadeNet, export_onnx
 from trainer.features import load_rgb_or_none

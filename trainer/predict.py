@@ -1,7 +1,7 @@
 """Run a served model directory over labelled images, the way the worker does.
 
 Images are read with the worker's own ``decode_frame`` / ``resize_for_model`` / ``to_model_input``
-and scored by ``classifier_worker.model.CascadeModel``, so evaluation measures the served artifact.
+and scored by ``sortline_runtime.model.CascadeModel``, so evaluation measures the served artifact.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from classifier_worker.imaging import to_model_input
-from classifier_worker.model import CascadeModel, Prediction
 from sortline.cascade import CascadeDecision
+from sortline_runtime.imaging import to_model_input
+from sortline_runtime.model import CascadeModel, Prediction
 from trainer.dataset import Sample
 from trainer.features import load_rgb_or_none
 

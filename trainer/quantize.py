@@ -27,8 +27,8 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from classifier_worker.imaging import to_model_input
 from sortline.manifest import InputSpec
+from sortline_runtime.imaging import to_model_input
 from trainer.dataset import Sample
 from trainer.features import load_rgb_or_none
 

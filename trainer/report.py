@@ -11,8 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from classifier_worker.model import CascadeModel
 from sortline.labels import MATERIALS
+from sortline_runtime.model import CascadeModel
 from trainer import dataset
 from trainer.evaluate import compute_metrics
 from trainer.predict import ScoredSet, score

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from classifier_worker.model import CascadeModel
 from sortline.manifest import ModelManifest, ModelVariant, load_manifest, sha256_of, write_manifest
+from sortline_runtime.model import CascadeModel
 from trainer import dataset, quantize
 from trainer.evaluate import compute_metrics
 from trainer.predict import ScoredSet, score

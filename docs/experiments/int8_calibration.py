@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 from onnxruntime.quantization import CalibrationMethod
 
-from classifier_worker.model import CascadeModel
 from sortline.labels import MATERIALS, ORGANIC, RECYCLABLE_MATERIALS
 from sortline.manifest import ModelManifest, load_manifest, sha256_of
+from sortline_runtime.model import CascadeModel
 from trainer import quantize
 from trainer.predict import ScoredSet, score
 from trainer.train_finetune import make_splits

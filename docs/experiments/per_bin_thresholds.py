@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier_worker.model import CascadeModel
 from sortline.labels import MATERIALS, ORGANIC, RECYCLABLE_MATERIALS, RESIDUAL
+from sortline_runtime.model import CascadeModel
 from trainer.calibrate import THRESHOLD_GRID
 from trainer.predict import score
 from trainer.train_finetune import make_splits
