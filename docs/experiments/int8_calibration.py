@@ -29,10 +29,10 @@ from onnxruntime.quantization import CalibrationMethod
 from sortline.labels import MATERIALS, ORGANIC, RECYCLABLE_MATERIALS
 from sortline.manifest import ModelManifest, load_manifest, sha256_of
 from sortline_runtime.model import CascadeModel
-from trainer import quantize
-from trainer.predict import ScoredSet, score
-from trainer.train_finetune import make_splits
-from trainer.variants import metrics_of
+from trainer.evaluation.scoring import ScoredSet, score
+from trainer.pipelines.train import make_splits
+from trainer.release import int8 as quantize
+from trainer.release.variants import metrics_of
 
 DATA = [Path("../shared/datasets/trashnet"), Path("../shared/datasets/garbage12")]
 

@@ -36,12 +36,13 @@ from tqdm import tqdm
 
 from sortline.labels import MATERIALS, ORGANIC, RECYCLABLE_MATERIALS
 from sortline.manifest import InputSpec
-from trainer import heads
-from trainer.backbone import map_by_position
-from trainer.dataset import Sample
-from trainer.export import export_onnx
-from trainer.features import embed_views, load_rgb_or_none
-from trainer.train_finetune import make_splits
+from trainer.data.dataset import Sample
+from trainer.data.images import load_rgb_or_none
+from trainer.fit import heads
+from trainer.fit.frozen_features import embed_views
+from trainer.model.backbone import map_by_position
+from trainer.model.onnx_export import export_onnx
+from trainer.pipelines.train import make_splits
 
 DATA = [Path("../shared/datasets/trashnet"), Path("../shared/datasets/garbage12")]
 CACHE = Path(".cache/experiments")

@@ -22,9 +22,9 @@ import numpy as np
 
 from sortline.labels import MATERIALS, ORGANIC, RECYCLABLE_MATERIALS, RESIDUAL
 from sortline_runtime.model import CascadeModel
-from trainer.calibrate import THRESHOLD_GRID
-from trainer.predict import score
-from trainer.train_finetune import make_splits
+from trainer.evaluation.scoring import score
+from trainer.pipelines.train import make_splits
+from trainer.release.calibrate import THRESHOLD_GRID
 
 DATA = [Path("../shared/datasets/trashnet"), Path("../shared/datasets/garbage12")]
 BINS = [*RECYCLABLE_MATERIALS, ORGANIC]

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 
 from sortline.labels import MATERIALS, ORGANIC
-from trainer.dataset import Sample, scan, split, split_hash
+from trainer.data.dataset import Sample, scan, split, split_hash
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from sortline.manifest import InputSpec
-from trainer.dataset import Sample
-from trainer.features import load_rgb_or_none
+from trainer.data.dataset import Sample
+from trainer.data.images import load_rgb_or_none
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -13,9 +12,11 @@ from rich.table import Table
 
 from sortline.labels import MATERIALS
 from sortline_runtime.model import CascadeModel
-from trainer import dataset
-from trainer.evaluate import compute_metrics
-from trainer.predict import ScoredSet, score
+from trainer.data import dataset
+from trainer.data.splits import DEFAULT_VAL_FRACTION, recorded_fraction
+from trainer.evaluation.metrics import compute_metrics
+from trainer.evaluation.scoring import ScoredSet, score
+from trainer.settings import EvaluateSettings
 
 
 def _fmt(value: float | None) -> str:
@@ -71,32 +72,32 @@ def load_model(model_dir: Path, variant: str | None) -> CascadeModel:
     return CascadeModel.load(model_dir, variant=variant or "main")
 
 
-def evaluate_command(args: argparse.Namespace) -> int:
+def evaluate_command(settings: EvaluateSettings) -> int:
     """Run the model over the chosen split and print the figures (and write a report if asked)."""
-    model = load_model(args.model, getattr(args, "variant", None))
-    samples = dataset.scan(args.data)
-    fraction = args.val_fraction
+    model = load_model(settings.model, settings.variant)
+    samples = dataset.scan(settings.data)
+    fraction = settings.val_fraction
     if fraction is None:
-        fraction = float(getattr(model.manifest.training, "val_fraction", None) or 0.15)
-    if args.split == "val":
+        fraction = recorded_fraction(model.manifest, "val_fraction", DEFAULT_VAL_FRACTION)
+    if settings.split == "val":
         _, samples = dataset.split(samples, fraction)
-    scored = score(model, samples, batch_size=args.batch_size, workers=args.workers)
+    scored = score(model, samples, batch_size=settings.batch_size, workers=settings.workers)
     labels = [s.label for s in scored.samples]
     metrics = {
         "model_version": model.version,
-        "split": args.split,
-        "val_fraction": fraction if args.split == "val" else None,
+        "split": settings.split,
+        "val_fraction": fraction if settings.split == "val" else None,
         "thresholds": model.manifest.thresholds.model_dump(),
         "skipped_undecodable": len(scored.skipped),
         **compute_metrics(labels, scored.p_organic, scored.material_probs, scored.decisions),
     }
-    if args.predictions:
-        write_predictions(scored, args.predictions)
-    if getattr(args, "report", None):
-        from trainer.report_dir import write_report  # matplotlib only when a report is asked for
+    if settings.predictions:
+        write_predictions(scored, settings.predictions)
+    if settings.report:
+        from trainer.evaluation.report import write_report  # matplotlib only when a report is asked for
 
-        write_report(args.report, scored, metrics, model.manifest)
-    if args.json:
+        write_report(settings.report, scored, metrics, model.manifest)
+    if settings.json_output:
         sys.stdout.write(json.dumps(metrics, indent=2) + "\n")
     else:
         render_table(metrics, Console())

@@ -9,8 +9,9 @@ import numpy as np
 
 from sortline.cascade import CascadeThresholds
 from sortline.labels import BINS, MATERIALS, ORGANIC, RECYCLABLE_MATERIALS, expected_bin
-from trainer.calibrate import THRESHOLD_GRID
-from trainer.evaluate import decide_all, per_bin
+from sortline_runtime.model import decide_batch
+from trainer.evaluation.metrics import per_bin
+from trainer.release.calibrate import THRESHOLD_GRID
 
 
 def roc_pr(scores: np.ndarray, positive: np.ndarray) -> dict[str, np.ndarray | float]:
@@ -64,7 +65,7 @@ def purity_recovery_sweep(
     residual: list[float] = []
     for t in grid:
         thresholds = CascadeThresholds(organic=organic, material_min_confidence=float(t))
-        bins = [d.bin for d in decide_all(p_organic, material_probs, thresholds)]
+        bins = [d.bin for d in decide_batch(p_organic, material_probs, thresholds)]
         figures = per_bin(labels, bins)
         for b in RECYCLABLE_MATERIALS:
             curves[b]["purity"].append(figures[b]["purity"])

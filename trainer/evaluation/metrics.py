@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sortline.cascade import CascadeDecision, CascadeThresholds, ResidualReason, decide
+from sortline.cascade import CascadeDecision, ResidualReason
 from sortline.labels import (
     BINS,
     DATA_LABELS,
@@ -23,16 +23,6 @@ from sortline.labels import (
     RESIDUAL,
     expected_bin,
 )
-
-
-def decide_all(
-    p_organic: np.ndarray, material_probs: np.ndarray, thresholds: CascadeThresholds
-) -> list[CascadeDecision]:
-    """The cascade decision for every row, exactly as the worker decides."""
-    return [
-        decide(float(p), probs.tolist(), thresholds)
-        for p, probs in zip(p_organic, material_probs, strict=True)
-    ]
 
 
 def bin_is_correct(label: str, bin_name: str) -> bool | None:

@@ -12,9 +12,9 @@ import numpy as np
 from sortline.cascade import CascadeThresholds
 from sortline.labels import BINS, MATERIALS, ORGANIC, expected_bin
 from sortline.manifest import ModelManifest
-from trainer import curves, plots
-from trainer.features import load_rgb_or_none
-from trainer.predict import ScoredSet
+from trainer.data.images import load_rgb_or_none
+from trainer.evaluation import curves, plots
+from trainer.evaluation.scoring import ScoredSet
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def write_report(
     measured = manifest.validation
     report["variants"] = {name: measured[name] for name in ("int8", "fp16") if name in measured}
     (directory / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    from trainer.summary import render_summary
+    from trainer.evaluation.summary import render_summary
 
     (directory / "summary.md").write_text(render_summary(report, manifest))
     log.info("wrote report to %s", directory)

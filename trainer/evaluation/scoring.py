@@ -17,8 +17,8 @@ from tqdm import tqdm
 from sortline.cascade import CascadeDecision
 from sortline_runtime.imaging import to_model_input
 from sortline_runtime.model import CascadeModel, Prediction
-from trainer.dataset import Sample
-from trainer.features import load_rgb_or_none
+from trainer.data.dataset import Sample
+from trainer.data.images import load_rgb_or_none
 
 log = logging.getLogger(__name__)
 

@@ -28,40 +28,14 @@ from tqdm import tqdm
 
 from sortline.labels import MATERIALS, ORGANIC
 from sortline.manifest import InputSpec
-from trainer import checkpoint
-from trainer.augment import make_batch
-from trainer.distributed import DistInfo, broadcast_flag, shard
-from trainer.export import CascadeNet
-from trainer.heads import balanced_weights, make_head
+from trainer.data.augment import make_batch
+from trainer.fit import checkpoint
+from trainer.fit.config import FinetuneConfig
+from trainer.fit.distributed import DistInfo, broadcast_flag, shard
+from trainer.fit.heads import balanced_weights, make_head
+from trainer.model.cascade_net import CascadeNet
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Optimisation settings of full fine-tuning."""
-
-    epochs: int = 16
-    image_size: int = 160
-    final_size: int = 224
-    final_epochs: int = 3
-    batch_size: int = 32
-    lr: float = 4e-4
-    head_lr: float = 2e-3
-    weight_decay: float = 1e-2
-    label_smoothing: float = 0.1
-    dropout: float = 0.2
-    warmup_steps: int = 150
-    patience: int = 5
-    seed: int = 0
-    # Exponential moving average of the weights, updated every step; 0 turns it off. When on, the
-    # average is what is scored, selected and exported: it smooths the epoch-to-epoch noise that
-    # otherwise decides which single epoch ships (+0.8 point of material accuracy here, NOTES.md).
-    ema_decay: float = 0.998
-
-    def size_at(self, epoch: int) -> int:
-        """Training resolution of an epoch (0-based)."""
-        return self.final_size if epoch >= self.epochs - self.final_epochs else self.image_size
 
 
 class LogitsNet(nn.Module):
@@ -134,7 +108,7 @@ def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
 
 
 @torch.inference_mode()
-def predict(
+def predict_cached(
     net: CascadeNet, images: np.ndarray, spec: InputSpec, batch_size: int = 64
 ) -> tuple[np.ndarray, np.ndarray]:
     """(p_organic, material_probs) of un-augmented cached images at the served size."""
@@ -171,7 +145,7 @@ class RunState:
 
 def calib_figures(net: CascadeNet, data: TrainData, spec: InputSpec) -> dict[str, float]:
     """Stage-1 and material accuracy on the calibration subset; ``score`` is their mean."""
-    p, probs = predict(net, data.images, spec)
+    p, probs = predict_cached(net, data.images, spec)
     organic, material = targets(data.labels)
     stage1 = float(((p >= 0.5) == (organic > 0.5)).mean()) if len(p) else 0.0
     rows = material >= 0

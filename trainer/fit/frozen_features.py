@@ -1,10 +1,10 @@
-"""Frozen-backbone features, extracted once with ONNX Runtime and cached on disk.
+"""Frozen-backbone features for heads mode, extracted once with ONNX Runtime and cached on disk.
 
 Feature extraction is the expensive part of training (ORT runs the backbone ~4x faster than torch
 eager on the 2-core CPU), so the backbone is exported to ONNX once and every image's pooled
 features (plain and horizontally flipped) are stored under the cache folder, keyed by the
 backbone identity and the file's absolute path, size and mtime. Images go through exactly the
-worker's preprocessing (``decode_frame`` -> ``resize_for_model`` -> ``to_model_input``).
+serving runtime's preprocessing (``sortline_runtime.imaging``), as the worker reads frames.
 """
 
 from __future__ import annotations
@@ -17,18 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+import onnxruntime as ort  # for the type of a session
 from tqdm import tqdm
 
 from sortline.manifest import InputSpec
-from sortline.messages import InvalidFrame
-from sortline_runtime.imaging import decode_frame, resize_for_model, to_model_input
-from trainer.backbone import BACKBONE_ID, FEATURE_DIM, create_backbone
-from trainer.dataset import Sample
+from sortline_runtime.imaging import to_model_input
+from sortline_runtime.sessions import open_session
+from trainer.data.dataset import Sample
+from trainer.data.images import load_rgb_or_none
+from trainer.model.backbone import BACKBONE_ID, FEATURE_DIM, create_backbone
+from trainer.model.onnx_export import export_onnx
 
 log = logging.getLogger(__name__)
 
-MAX_PIXELS = 50_000_000
 DEFAULT_CACHE_DIR = Path(".cache/features")
 
 
@@ -41,15 +42,8 @@ class FeatureSet:
     skipped: list[Sample]
 
 
-def load_rgb(path: Path, spec: InputSpec) -> np.ndarray:
-    """A file as the worker would see it: decoded from its bytes and resized to the model's RGB input."""
-    image = decode_frame(path.read_bytes(), target_size=spec.size, max_pixels=MAX_PIXELS)
-    return resize_for_model(image, spec)
-
-
 def backbone_session(cache_dir: Path, threads: int = 0) -> ort.InferenceSession:
     """ORT session of the headless backbone, exporting it to the cache folder on first use."""
-    from trainer.export import export_onnx
 
     onnx_path = cache_dir / f"{BACKBONE_ID}.onnx"
     if not onnx_path.is_file():
@@ -58,9 +52,7 @@ def backbone_session(cache_dir: Path, threads: int = 0) -> ort.InferenceSession:
         export_onnx(create_backbone(), tmp, output_names=["features"])
         tmp.replace(onnx_path)
         log.info("exported backbone for feature extraction to %s", onnx_path)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    return open_session(onnx_path, threads=threads)
 
 
 def cache_path(cache_dir: Path, sample: Sample) -> Path:
@@ -69,15 +61,6 @@ def cache_path(cache_dir: Path, sample: Sample) -> Path:
     ident = f"{BACKBONE_ID}|{sample.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     digest = hashlib.sha1(ident.encode("utf-8")).hexdigest()
     return cache_dir / BACKBONE_ID / digest[:2] / f"{digest}.npy"
-
-
-def load_rgb_or_none(path: Path, spec: InputSpec) -> np.ndarray | None:
-    """``load_rgb``, or None with a warning when the file cannot be read or decoded."""
-    try:
-        return load_rgb(path, spec)
-    except (InvalidFrame, OSError) as error:
-        log.warning("skipping %s: %s", path, error)
-        return None
 
 
 def embed_views(session: ort.InferenceSession, images: list[np.ndarray], spec: InputSpec) -> np.ndarray:

@@ -11,29 +11,16 @@ dropout against over-fitting, and a fixed seed.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from sortline.labels import MATERIALS, ORGANIC
-from trainer.backbone import FEATURE_DIM
+from trainer.fit.config import HeadConfig
+from trainer.model.backbone import FEATURE_DIM
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class HeadConfig:
-    """Optimisation settings of both heads."""
-
-    epochs: int = 60
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 5e-2
-    dropout: float = 0.5
-    hidden: int = 512
-    seed: int = 0
 
 
 def make_head(out_features: int, dropout: float, hidden: int = 0) -> nn.Sequential:

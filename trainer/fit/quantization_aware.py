@@ -5,7 +5,7 @@ Why: static quantization of the EMA model loses 0.6 point whatever the calibrati
 linear-bottleneck projections. So a few hundred training steps are run with that rounding
 simulated, and the weights learn to live with it.
 
-The simulation follows what ``trainer.quantize.quantize_int8`` later does to the exported graph:
+The simulation follows what ``trainer.release.int8.quantize_int8`` later does to the exported graph:
 
 - batch norms folded into their convolutions (the exported graph has none), then frozen;
 - weights rounded per output channel, symmetric int8 (scale = max |w| / 127);
@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -32,26 +31,12 @@ from torch.nn.utils import parametrize
 from tqdm import tqdm
 
 from sortline.manifest import InputSpec
-from trainer.augment import make_batch
-from trainer.export import CascadeNet
-from trainer.finetune import CascadeLoss, LogitsNet, TrainData, targets
+from trainer.data.augment import make_batch
+from trainer.fit.config import QatConfig
+from trainer.fit.finetune import CascadeLoss, LogitsNet, TrainData, targets
+from trainer.model.cascade_net import CascadeNet
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class QatConfig:
-    """Settings of the quantization-aware steps."""
-
-    steps: int = 150  # about one epoch of the default data at batch 32
-    batch_size: int = 32
-    lr: float = 2e-5  # a nudge: the float model is finished; only rounding is being absorbed
-    observe_steps: int = 20  # ranges settle before rounding starts
-    # Only the backbone learns: the pipeline refits the heads on it afterwards. (Refitted heads
-    # trained here, on augmented images with smoothed targets, lost 1.9 points and their calibration.)
-    train_heads: bool = False
-    label_smoothing: float = 0.0
-    seed: int = 0
 
 
 def fold_batchnorms(module: nn.Module) -> int:

@@ -3,7 +3,7 @@
 Why: fine-tuning (with label smoothing, a few epochs) gives the better backbone, but its own
 linear heads are poorly suited to abstention: on validation, at the 97%-purity operating point,
 they left 45% of items in residual. MLP heads trained on the fine-tuned backbone's pooled
-features (both views, class-balanced, dropout, no label smoothing; see ``trainer.heads``) kept
+features (both views, class-balanced, dropout, no label smoothing; see ``trainer.fit.heads``) kept
 the material accuracy and sent far fewer items to residual at the same purity. It costs one
 forward pass over the training images (plain and mirrored) and a minute of head training.
 """
@@ -17,10 +17,11 @@ import torch
 from tqdm import tqdm
 
 from sortline.manifest import InputSpec
-from trainer import heads
-from trainer.augment import make_batch
-from trainer.export import CascadeNet
-from trainer.finetune import TrainData
+from trainer.data.augment import make_batch
+from trainer.fit import heads
+from trainer.fit.config import HeadConfig
+from trainer.fit.finetune import TrainData
+from trainer.model.cascade_net import CascadeNet
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def backbone_features(
     return np.concatenate(parts).astype(np.float32)
 
 
-def refit_heads(net: CascadeNet, data: TrainData, spec: InputSpec, cfg: heads.HeadConfig) -> CascadeNet:
+def refit_heads(net: CascadeNet, data: TrainData, spec: InputSpec, cfg: HeadConfig) -> CascadeNet:
     """Replace ``net``'s heads by MLP heads trained on its frozen backbone's features of ``data``."""
     features = backbone_features(net, data.images, spec)
     net.organic_head = heads.train_organic_head(features, data.labels, cfg)

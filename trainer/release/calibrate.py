@@ -17,7 +17,8 @@ import numpy as np
 
 from sortline.cascade import CascadeThresholds
 from sortline.labels import RECYCLABLE_MATERIALS
-from trainer.evaluate import compute_metrics, decide_all
+from sortline_runtime.model import decide_batch
+from trainer.evaluation.metrics import compute_metrics
 
 DEFAULT_ORGANIC_THRESHOLD = 0.5
 THRESHOLD_GRID = np.concatenate([np.round(np.arange(0.0, 1.0, 0.01), 2), [0.995, 0.998, 0.999, 0.9995]])
@@ -66,7 +67,7 @@ def material_threshold(
     for t in THRESHOLD_GRID:
         thresholds = CascadeThresholds(organic=organic, material_min_confidence=float(t))
         metrics = compute_metrics(
-            labels, p_organic, material_probs, decide_all(p_organic, material_probs, thresholds)
+            labels, p_organic, material_probs, decide_batch(p_organic, material_probs, thresholds)
         )
         rows.append((float(t), worst_purity(metrics), metrics["low_confidence_fraction"] or 0.0))
     allowed = [r for r in rows if r[2] <= max_abstain] or rows[:1]

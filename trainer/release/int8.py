@@ -2,7 +2,7 @@
 
 EfficientNet-Lite was designed for int8 (ReLU6, no squeeze-excite, no swish), so static QDQ
 quantization with per-channel weights usually keeps its accuracy. Activation ranges are
-calibrated on a few hundred *training* images read through the worker's preprocessing, so the
+calibrated on a few hundred *training* images read through the serving runtime's preprocessing, so the
 ranges are those of the pixels the model will really see.
 """
 
@@ -29,8 +29,9 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from sortline.manifest import InputSpec
 from sortline_runtime.imaging import to_model_input
-from trainer.dataset import Sample
-from trainer.features import load_rgb_or_none
+from sortline_runtime.sessions import open_session
+from trainer.data.dataset import Sample
+from trainer.data.images import load_rgb_or_none
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +108,6 @@ def quantize_int8(
     log.info("wrote int8 model %s from %d calibration images", int8, len(samples))
 
 
-def session(path: Path, threads: int = 0) -> ort.InferenceSession:
-    """A CPU session configured as the worker configures its own."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def images_per_second(
     sess: ort.InferenceSession, size: int, batch_size: int, *, seconds: float = 4.0, name: str = "image"
 ) -> float:
@@ -135,7 +128,7 @@ def speed(
     """img/s of each model at each batch size, e.g. ``{"fp32_b16": 101.2, "int8_b16": 180.4, ...}``."""
     figures: dict[str, float] = {}
     for label, path in paths.items():
-        sess = session(path)
+        sess = open_session(path)
         for batch_size in batch_sizes:
             rate = images_per_second(sess, spec.size, batch_size, seconds=seconds, name=spec.name)
             figures[f"{label}_b{batch_size}"] = round(rate, 1)

@@ -20,14 +20,16 @@ import numpy as np
 import onnx
 
 from sortline.manifest import ModelManifest, ModelVariant, load_manifest, sha256_of, write_manifest
-from sortline_runtime.model import CascadeModel
-from trainer import dataset, quantize
-from trainer.evaluate import compute_metrics
-from trainer.predict import ScoredSet, score
+from sortline_runtime.model import AUTO_VARIANT_MAX_ACCURACY_COST, CascadeModel
+from sortline_runtime.sessions import open_session
+from trainer.data import dataset
+from trainer.data.splits import DEFAULT_VAL_FRACTION, make_splits
+from trainer.evaluation.metrics import compute_metrics
+from trainer.evaluation.scoring import ScoredSet, score
+from trainer.release import int8 as quantize
 
 log = logging.getLogger(__name__)
 
-MAX_ACCURACY_LOSS = 0.005  # the most material accuracy (fraction) a kept variant may cost
 INT8_FILE = "model.int8.onnx"
 FP16_FILE = "model.fp16.onnx"
 
@@ -40,7 +42,7 @@ def metrics_of(scored: ScoredSet) -> dict[str, Any]:
 def variant_model(out: Path, manifest: ModelManifest, file: str) -> CascadeModel:
     """A ``CascadeModel`` serving another ONNX file of the same model directory."""
     variant = manifest.model_copy(update={"onnx_file": file, "onnx_sha256": sha256_of(out / file)})
-    return CascadeModel(variant, quantize.session(out / file))
+    return CascadeModel(variant, open_session(out / file))
 
 
 def agreement(a: ScoredSet, b: ScoredSet) -> dict[str, float]:
@@ -72,7 +74,7 @@ def scored_variant(
         "vs_fp32": agreement(fp32_val, scored),
         **about,
         "accuracy_delta": delta,
-        "kept": delta >= -MAX_ACCURACY_LOSS,
+        "kept": delta >= -AUTO_VARIANT_MAX_ACCURACY_COST,
     }
     log.info("%s: material accuracy delta %+.4f", file, delta)
     if not figures["kept"]:
@@ -169,11 +171,11 @@ def refresh_variants(
     The splits are those the model was trained with (fractions from its manifest), so int8 ranges
     come from its training side and every variant is scored on its own validation split.
     """
-    from trainer.train_finetune import make_splits  # torch-heavy; only this command needs it
-
     manifest = load_manifest(model_dir)
     training = manifest.training
-    val_fraction = training.val_fraction if training and training.val_fraction is not None else 0.15
+    val_fraction = (
+        training.val_fraction if training and training.val_fraction is not None else DEFAULT_VAL_FRACTION
+    )
     calib_fraction = training.calib_fraction if training and training.calib_fraction is not None else 0.0
     splits = make_splits(data, val_fraction, calib_fraction)
     fp32_val = score(CascadeModel.load(model_dir), splits.val, workers=workers)
