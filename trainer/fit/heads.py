@@ -1,7 +1,7 @@
-"""Train the two heads on cached backbone features (issue 2: frozen backbone, trained heads).
+"""Train the two heads on frozen backbone features: heads mode, and the refit after fine-tuning.
 
-Each head is a small MLP (1280 -> 512 -> out, ReLU, dropout); on validation it beat a linear
-head (material accuracy ~0.90 vs ~0.87) and was the only one to reach 0.97 purity in every
+Each head is a small MLP (1280 -> 512 -> out, ReLU, dropout); on the pretrained backbone it beat a
+linear head (material accuracy ~0.90 vs ~0.87) and was the only one to reach 0.97 purity in every
 recyclable bin within the abstention cap. Stage 1 (organic vs not) learns from every image;
 stage 2 (six materials) only from images whose label is a material. Both use class-balanced
 loss weights because organic and trash are scarce next to glass, AdamW weight decay plus

@@ -1,11 +1,15 @@
-"""Pick the cascade's operating point on validation outputs.
+"""Pick the cascade's operating point from the served model's outputs on the calibration subset.
 
-Stage 1: the organic threshold that maximises balanced accuracy (mean of organic and non-organic
-recall), placed midway between neighbouring scores so it is not glued to one image.
-Stage 2: the smallest material-confidence threshold at which every recyclable bin is at least
-``target_purity`` pure while at most ``max_abstain`` of all images are sent to residual for low
-confidence; when that is not reachable, the threshold within the abstention cap with the best
-worst-bin purity.
+``calibrate_cascade`` is what the release runs (never on the validation split, which only reports):
+
+- Stage 1: the organic threshold with the most organic recovery while the organic bin stays at least
+  ``target_purity`` pure; among equals, the best balanced accuracy, in the middle of the gap. When
+  no threshold reaches the purity, the best balanced accuracy (``organic_threshold``) and the
+  manifest says so. Candidates lie midway between neighbouring scores, never on one image's score.
+- Stage 2: the smallest material-confidence threshold at which every recyclable bin is at least
+  ``target_purity`` pure while at most ``max_abstain`` of all images are sent to residual for low
+  confidence; when that is not reachable, the threshold within the abstention cap with the best
+  worst-bin purity.
 """
 
 from __future__ import annotations

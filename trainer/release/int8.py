@@ -86,7 +86,7 @@ def quantize_int8(
     Measured on the fine-tuned Lite0 (validation, material accuracy): quantizing every supported op
     cost 0.5 point and ran 2.5x faster than fp32; only Conv/Gemm/MatMul cost 3.1 points (the
     float islands between quantized convs add error) and gained little speed; ``reduce_range``
-    cost more. On the EMA model (session 4, docs/model-report/NOTES.md) MinMax, MinMax with a
+    cost more. On the EMA model (before `595c40df`, docs/model-report/NOTES.md) MinMax, MinMax with a
     moving average, 1,000 range images, Entropy, Percentile and float heads all lost the same
     0.62 point; Distribution ranges broke the model (-81 points).
     """
