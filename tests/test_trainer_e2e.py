@@ -23,7 +23,7 @@ from sortline.manifest import ModelManifest, load_manifest, write_manifest
 from sortline_runtime.imaging import load_rgb, to_model_input
 from sortline_runtime.model import AUTO_VARIANT_MAX_ACCURACY_COST, CascadeModel
 from trainer.cli import main
-from trainer.data.splits import make_splits
+from trainer.data.splits import Splits, make_splits
 from trainer.evaluation.scoring import score
 from trainer.release.calibrate import calibrate_cascade
 from trainer.release.export import PARITY_TOLERANCE
@@ -70,6 +70,11 @@ class Trained:
     @property
     def manifest(self) -> ModelManifest:
         return load_manifest(self.out)  # verifies the sha256 of model.onnx
+
+    def splits(self, data_dir: Path) -> Splits:
+        """The three parts of the data, with the fractions the manifest records."""
+        training = self.manifest.training
+        return make_splits([data_dir], training.val_fraction, training.calib_fraction)
 
 
 def _train(argv: list[str], out: Path, run_dir: Path) -> Trained:
@@ -122,13 +127,11 @@ def test_exported_graph_matches_torch(heads_model: Trained, finetune_model: Trai
 def test_thresholds_are_calibrated_on_the_calibration_subset_through_the_served_model(
     heads_model: Trained, data_dir: Path
 ) -> None:
-    manifest = heads_model.manifest
-    splits = make_splits([data_dir], manifest.training.val_fraction, manifest.training.calib_fraction)
-    scored = score(CascadeModel.load(heads_model.out), splits.calib, workers=1)
+    scored = score(CascadeModel.load(heads_model.out), heads_model.splits(data_dir).calib, workers=1)
     expected, _ = calibrate_cascade(
         [s.label for s in scored.samples], scored.p_organic, scored.material_probs
     )
-    assert manifest.thresholds == expected
+    assert heads_model.manifest.thresholds == expected
 
 
 def test_validation_figures_cover_every_validation_image(heads_model: Trained) -> None:
@@ -195,10 +198,9 @@ def test_fp16_variant_agrees_with_fp32_and_loads_verified(finetune_model: Traine
 def test_variant_agreement_is_measured_on_the_validation_images(
     finetune_model: Trained, data_dir: Path
 ) -> None:
-    manifest = finetune_model.manifest
-    splits = make_splits([data_dir], manifest.training.val_fraction, manifest.training.calib_fraction)
-    fp32 = score(CascadeModel.load(finetune_model.out), splits.val, workers=1)
-    fp16 = score(variant_model(finetune_model.out, manifest, "model.fp16.onnx"), splits.val, workers=1)
+    manifest, val = finetune_model.manifest, finetune_model.splits(data_dir).val
+    fp32 = score(CascadeModel.load(finetune_model.out), val, workers=1)
+    fp16 = score(variant_model(finetune_model.out, manifest, "model.fp16.onnx"), val, workers=1)
     assert manifest.validation["fp16"]["vs_fp32"] == pytest.approx(agreement(fp32, fp16))
 
 
