@@ -1,8 +1,8 @@
 """Decode every training image once into a uint8 array on disk (a numpy memmap under ``.cache/``).
 
 Fine-tuning reads each image once per epoch; decoding JPEGs every time would cost as much as the
-forward pass on two cores. Images are decoded with the worker's own ``decode_frame`` and
-``resize_for_model`` at the model's input size, so an un-augmented cached image is exactly the
+forward pass on two cores. Images are decoded with the serving runtime's ``decode_frame`` and
+``resize_for_model`` (the worker's) at the model's input size, so an un-augmented cached image is exactly the
 pixels the served model sees. The cache file name hashes the files' paths, sizes and mtimes and
 the input spec, so a changed dataset gets a new cache instead of stale pixels.
 """

@@ -1,7 +1,8 @@
 """Run a served model directory over labelled images, the way the worker does.
 
-Images are read with the worker's own ``decode_frame`` / ``resize_for_model`` / ``to_model_input``
-and scored by ``sortline_runtime.model.CascadeModel``, so evaluation measures the served artifact.
+Images are read with the serving runtime's ``decode_frame`` / ``resize_for_model`` /
+``to_model_input`` and scored by its ``CascadeModel``, the code the worker serves with, so
+evaluation measures the served artifact.
 """
 
 from __future__ import annotations
