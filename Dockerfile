@@ -34,6 +34,7 @@ ENV SORTLINE_METRICS_PORT=9101
 CMD ["camera-agent"]
 
 FROM base AS worker
+COPY sortline_runtime ./sortline_runtime
 COPY classifier_worker ./classifier_worker
 RUN pip install ".[worker]" && rm -rf /opt/sortline/build
 USER 10001:10001
@@ -48,6 +49,7 @@ CMD ["classifier-worker"]
 # onnxruntime-gpu replaces onnxruntime (same module, CUDA execution provider); torch + torchvision
 # decode each batch's JPEGs with nvJPEG on the GPU (--decode auto picks that on a GPU).
 FROM base AS worker-gpu
+COPY sortline_runtime ./sortline_runtime
 COPY classifier_worker ./classifier_worker
 RUN pip install ".[gpu]" && pip uninstall --yes onnxruntime && pip install "onnxruntime-gpu>=1.18" \
     && rm -rf /opt/sortline/build

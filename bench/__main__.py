@@ -6,16 +6,15 @@ run (no broker, a worker that died, a bad model), 2 for bad flags.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import shlex
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
+from pydantic import Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -23,77 +22,72 @@ from bench.broker import BenchError, connect
 from bench.frames import load_frames
 from bench.machine import describe_machine
 from bench.report import check_targets, compute_ratios, print_tables
-from classifier_worker.model import DEFAULT_MODEL_DIR
 from sortline.manifest import ModelIntegrityError, load_manifest
-from sortline.settings import DEFAULT_AMQP_URL, redact_url
+from sortline.settings import SortlineSettings, parse_cli, redact_url
+from sortline_runtime.model import DEFAULT_MODEL_DIR
 
-SECTIONS = ("raw", "pipeline", "latency", "multi-worker", "malformed", "naive")
+PROG = "python -m bench"
+Section = Literal["raw", "pipeline", "latency", "multi-worker", "malformed", "naive"]
+SECTIONS: tuple[str, ...] = get_args(Section)
 BROKER_SECTIONS = {"pipeline", "latency", "multi-worker", "malformed"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench",
-        description="Measure the classifier worker side by side in one run: (a) raw model img/s at batch "
-        "1/8/16/32, (b) one worker draining a pre-filled queue (decisions/s), (c) capture-to-decision "
-        "latency at 50% of (b)'s rate, (d) the seed's way (two PyTorch eager models, batch 1), "
-        "(e) several workers on one queue, (f) valid throughput with as many malformed frames mixed in. "
-        "Prints JSON on stdout (or --json-out) and a table on stderr; "
-        "targets are reported as met / not met, the exit code is 0 either way.",
+class BenchSettings(SortlineSettings):
+    """Measure the classifier worker side by side in one run.
+
+    (a) raw model img/s at each batch size, (b) one worker draining a pre-filled queue
+    (decisions/s), (c) capture-to-decision latency at 50% of (b)'s rate, (d) the seed's way (two
+    PyTorch eager models, batch 1), (e) several workers on one queue, (f) valid throughput with as
+    many malformed frames mixed in. Prints JSON on stdout (or --json-out) and a table on stderr;
+    targets are reported as met / not met, the exit code is 0 either way.
+    """
+
+    frames: int | None = Field(
+        None, ge=2, le=1_000_000, description="Frames for (b) and (e). Default 2000 (quick 400)."
     )
-    parser.add_argument("--frames", type=int, help="Frames for (b) and (e). Default 2000 (quick 400).")
-    parser.add_argument("--quick", action="store_true", help="Shorter timings everywhere (a smoke run).")
-    parser.add_argument("--json-out", type=Path, help="Write the JSON here instead of stdout.")
-    parser.add_argument(
-        "--model",
-        type=Path,
-        default=DEFAULT_MODEL_DIR,
-        help="Model directory to serve. Default: models/default.",
+    quick: bool = Field(False, description="Shorter timings everywhere (a smoke run).")
+    json_out: Path | None = Field(None, description="Write the JSON here instead of stdout.")
+    model: Path = Field(
+        DEFAULT_MODEL_DIR, description="Model directory to serve: the committed models/default unless given."
     )
-    parser.add_argument(
-        "--variant",
-        default="auto",
-        help="Model file in every section, as the worker's --variant: auto (default, what the worker "
-        "serves: int8 on CPUs when it costs <= 0.5 point), main (fp32) or a manifest variant name.",
+    variant: str = Field(
+        "auto",
+        pattern=r"^[a-z0-9_-]{1,32}$",
+        description="Model file in every section, as the worker's --variant: auto (what the worker serves: "
+        "int8 on CPUs when it costs <= 0.5 point), main (fp32) or a manifest variant name.",
     )
-    parser.add_argument(
-        "--workers-max", type=int, default=2, help="Workers on one queue in (e), default 2; 1 skips (e)."
+    workers_max: int = Field(2, ge=1, le=16, description="Workers on one queue in (e); 1 skips (e).")
+    skip: list[Section] = Field([], description="Leave a section out (repeatable: --skip raw --skip naive).")
+    batch_sizes: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        [1, 8, 16, 32], min_length=1, description="Batch sizes for (a), comma-separated (each 1 to 4096)."
     )
-    parser.add_argument(
-        "--amqp-url",
-        default=os.environ.get("AMQP_URL") or os.environ.get("SORTLINE_AMQP_URL") or DEFAULT_AMQP_URL,
-        help="RabbitMQ URL. Default: $AMQP_URL, else $SORTLINE_AMQP_URL, else the local broker "
-        "(amqp://localhost:5672/ as guest).",
+    point_seconds: float | None = Field(
+        None, gt=0.0, le=3600.0, description="Seconds per point in (a). Default 2 (quick 1)."
     )
-    parser.add_argument(
-        "--skip", action="append", choices=SECTIONS, default=[], help="Leave a section out (repeatable)."
+    latency_seconds: float | None = Field(
+        None, gt=0.0, le=3600.0, description="Length of (c). Default 15 (quick 6)."
     )
-    parser.add_argument(
-        "--batch-sizes", default="1,8,16,32", help="Batch sizes for (a), comma-separated. Default 1,8,16,32."
+    latency_fps: float | None = Field(
+        None, gt=0.0, le=100_000.0, description="Publish rate of (c). Default: 50% of (b)'s decisions/s."
     )
-    parser.add_argument("--point-seconds", type=float, help="Seconds per point in (a). Default 2 (quick 1).")
-    parser.add_argument("--latency-seconds", type=float, help="Length of (c). Default 15 (quick 6).")
-    parser.add_argument(
-        "--latency-fps", type=float, help="Publish rate of (c). Default: 50%% of (b)'s decisions/s."
-    )
-    parser.add_argument(
-        "--worker-args",
-        default="",
-        help="Extra flags for every worker process, one quoted string, e.g. "
+    worker_args: str = Field(
+        "",
+        description="Extra flags for every worker process, one quoted string, e.g. "
         "--worker-args='--inference-threads 1 --max-batch 32'. Default: none (the worker's defaults).",
     )
-    parser.add_argument("--naive-seconds", type=float, help="Length of (d). Default 20 (quick 6).")
-    return parser
+    naive_seconds: float | None = Field(
+        None, gt=0.0, le=3600.0, description="Length of (d). Default 20 (quick 6)."
+    )
 
 
-def resolve(args: argparse.Namespace) -> dict[str, Any]:
-    """Defaults that depend on --quick, checked."""
-    settings = {
+def resolve(args: BenchSettings) -> dict[str, Any]:
+    """The settings as the JSON records them, with the defaults that depend on --quick filled in."""
+    return {
         "frames": args.frames or (400 if args.quick else 2000),
         "quick": args.quick,
         "model": str(args.model),
         "workers_max": args.workers_max,
-        "batch_sizes": [int(b) for b in args.batch_sizes.split(",") if b.strip()],
+        "batch_sizes": list(args.batch_sizes),
         "point_seconds": args.point_seconds or (1.0 if args.quick else 2.0),
         "latency_seconds": args.latency_seconds or (6.0 if args.quick else 15.0),
         "latency_fps": args.latency_fps,
@@ -101,18 +95,16 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
         "variant": args.variant,
         "worker_args": [*shlex.split(args.worker_args), "--variant", args.variant],
         "skip": sorted(set(args.skip) | ({"multi-worker"} if args.workers_max < 2 else set())),
-        "amqp_url": redact_url(args.amqp_url),
+        "amqp_url": redact_url(args.amqp_url.get_secret_value()),
     }
-    if settings["frames"] < 2 or not settings["batch_sizes"] or min(settings["batch_sizes"]) < 1:
-        raise ValueError("--frames must be >= 2 and --batch-sizes positive integers")
-    return settings
 
 
 class Runner:
     """Runs the sections in order, each with a progress bar, collecting their results."""
 
-    def __init__(self, args: argparse.Namespace, settings: dict[str, Any], console: Console) -> None:
+    def __init__(self, args: BenchSettings, settings: dict[str, Any], console: Console) -> None:
         self.args = args
+        self.amqp_url = args.amqp_url.get_secret_value()
         self.settings = settings
         self.console = console
         self.frames = load_frames()
@@ -152,7 +144,7 @@ class Runner:
         count = self.settings["frames"]
         task = progress.add_task(label, total=count)
         return measure_throughput(
-            self.args.amqp_url, self.args.model, self.frames, count, workers,
+            self.amqp_url, self.args.model, self.frames, count, workers,
             lambda n: progress.update(task, completed=n), tuple(self.settings["worker_args"]),
         )  # fmt: skip
 
@@ -169,7 +161,7 @@ class Runner:
         seconds = self.settings["latency_seconds"]
         task = progress.add_task(f"(c) latency at {fps:.1f} fps", total=int(fps * seconds))
         return measure_latency(
-            self.args.amqp_url, self.args.model, self.frames, fps, seconds,
+            self.amqp_url, self.args.model, self.frames, fps, seconds,
             lambda n: progress.update(task, completed=n), tuple(self.settings["worker_args"]),
         )  # fmt: skip
 
@@ -184,7 +176,7 @@ class Runner:
         count = min(self.settings["frames"], 1000)
         task = progress.add_task("(f) valid among malformed", total=count)
         return measure_malformed(
-            self.args.amqp_url, self.args.model, self.frames, count,
+            self.amqp_url, self.args.model, self.frames, count,
             lambda n: progress.update(task, completed=n), tuple(self.settings["worker_args"]),
             rounds=2 if self.args.quick else 5,
         )  # fmt: skip
@@ -204,18 +196,14 @@ def check_broker(url: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        settings = resolve(args)
-    except ValueError as error:
-        parser.error(str(error))
+    args = parse_cli(BenchSettings, argv, PROG)
+    settings = resolve(args)
     console = Console(stderr=True)
     started = datetime.now(UTC)
     try:
         model_version = load_manifest(args.model, verify=True).version
         if BROKER_SECTIONS - set(settings["skip"]):
-            check_broker(args.amqp_url)
+            check_broker(args.amqp_url.get_secret_value())
         runner = Runner(args, settings, console)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:

@@ -1,6 +1,6 @@
 """(f) valid throughput with malformed frames mixed in, against clean drains run alongside.
 
-Issue 5's target: with as many malformed messages as valid ones in the queue, every bad one is
+The target: with as many malformed messages as valid ones in the queue, every bad one is
 dead-lettered and valid decisions/s stays >= 90% of a clean run. Rejecting a bad frame costs a
 header check or a failed decode plus a confirmed dead-letter publish, and the broker's durable
 write of that dead letter (most carry a full JPEG); this measures that cost.

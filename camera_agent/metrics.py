@@ -1,4 +1,4 @@
-"""Prometheus metrics of the camera agent (names from DESIGN.md; dashboards rely on them)."""
+"""Prometheus metrics of the camera agent (names as README.md lists them; dashboards rely on them)."""
 
 from __future__ import annotations
 

@@ -11,11 +11,11 @@ from contextlib import ExitStack
 from prometheus_client import start_http_server
 
 from classifier_worker.consumer import BrokerRefused
-from classifier_worker.model import DEFAULT_MODEL_DIR
 from classifier_worker.service import build_worker, load_model
 from classifier_worker.settings import WorkerSettings
 from sortline.manifest import ModelIntegrityError
 from sortline.settings import configure_logging, parse_cli
+from sortline_runtime.model import DEFAULT_MODEL_DIR
 
 log = logging.getLogger("classifier_worker")
 

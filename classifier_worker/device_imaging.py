@@ -1,10 +1,11 @@
 """Decode, resize and normalise a batch of frames on the model's device: nvJPEG on a GPU worker.
 
-On a CPU worker, OpenCV in the decode threads is the right place (``imaging``). On a GPU node the
-CPU decode is what limits a worker: ~1-2 CPU-ms per 512x384 frame against a fraction of that for
-the model on the GPU (docs/performance.md). So with ``--decode device`` the frames stay JPEG
-bytes until the batch closes, then torchvision decodes the whole batch with nvJPEG on the GPU,
-resizes it there and hands the normalised tensor to ONNX Runtime without a copy back to the host.
+On a CPU worker, OpenCV in the decode threads is the right place (``sortline_runtime.imaging``).
+On a GPU node the CPU decode is what limits a worker: ~1-2 CPU-ms per 512x384 frame against a
+fraction of that for the model on the GPU (docs/performance.md). So with ``--decode device`` the
+frames stay JPEG bytes until the batch closes, then torchvision decodes the whole batch with nvJPEG
+on the GPU, resizes it there and hands the normalised tensor to ONNX Runtime without a copy back to
+the host.
 
 The resize is OpenCV's, written as two small matrix products (INTER_AREA's box weights when
 shrinking, INTER_LINEAR's otherwise), so the model sees the pixels it was trained and calibrated
@@ -25,6 +26,7 @@ import torch
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
 from sortline.manifest import InputSpec
+from sortline_runtime.imaging import shrinks
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,8 @@ class DeviceDecoder:
     def __init__(self, spec: InputSpec, device: str = "cuda") -> None:
         self.spec = spec
         self.device = torch.device(device)
-        self._mean = torch.tensor(spec.mean, device=self.device).view(1, 3, 1, 1) * 255.0
-        self._std = torch.tensor(spec.std, device=self.device).view(1, 3, 1, 1) * 255.0
+        self._mean = torch.tensor(spec.mean, device=self.device).view(1, 3, 1, 1) * spec.pixel_scale
+        self._std = torch.tensor(spec.std, device=self.device).view(1, 3, 1, 1) * spec.pixel_scale
         self._matrices: dict[tuple[int, bool], torch.Tensor] = {}  # per frame side: few distinct
 
     def batch(self, bodies: list[bytes]) -> DeviceBatch:
@@ -67,9 +69,9 @@ class DeviceDecoder:
         return DeviceBatch(tensor.contiguous(), decoded, failed)
 
     def _resize(self, image: torch.Tensor) -> torch.Tensor:
-        """[3, H, W] uint8 to [3, size, size] float, as ``imaging.resize_for_model`` does it."""
+        """[3, H, W] uint8 to [3, size, size] float, as ``sortline_runtime.imaging.resize_for_model`` does."""
         height, width = image.shape[1:]
-        shrink = min(height, width) > self.spec.size  # the same rule as resize_for_model
+        shrink = shrinks(height, width, self.spec)
         rows = self._matrix(height, shrink)
         columns = self._matrix(width, shrink)
         return rows @ image.float() @ columns.T

@@ -17,7 +17,10 @@ import numpy as np
 
 from classifier_worker.decisions import build_decision
 from classifier_worker.frames import Delivery, Frame, FramePolicy, check_frame
-from classifier_worker.imaging import (
+from classifier_worker.metrics import WorkerMetrics
+from classifier_worker.settings import WorkerSettings
+from sortline.messages import DeadLetterReason, DecisionMessage, InvalidFrame
+from sortline_runtime.imaging import (
     check_encoded,
     decode_cost_bytes,
     decode_frame,
@@ -25,10 +28,7 @@ from classifier_worker.imaging import (
     resize_for_model,
     to_model_input,
 )
-from classifier_worker.metrics import WorkerMetrics
-from classifier_worker.model import CascadeModel, Prediction
-from classifier_worker.settings import WorkerSettings
-from sortline.messages import DeadLetterReason, DecisionMessage, InvalidFrame
+from sortline_runtime.model import CascadeModel, Prediction
 
 if TYPE_CHECKING:  # torch is only installed on workers that decode on the device
     from classifier_worker.device_imaging import DeviceDecoder

@@ -16,10 +16,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from classifier_worker.metrics import WorkerMetrics
-from classifier_worker.model import CascadeModel
 from classifier_worker.processor import BatchProcessor
 from sortline.manifest import load_manifest
 from sortline.messages import ModelPromoted
+from sortline_runtime.model import CascadeModel
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from prometheus_client import CollectorRegistry
 
 from classifier_worker.consumer import FrameConsumer
 from classifier_worker.metrics import WorkerMetrics
-from classifier_worker.model import DEFAULT_MODEL_DIR, CascadeModel
 from classifier_worker.processor import BatchProcessor
 from classifier_worker.reload import ModelReloader
 from classifier_worker.settings import WorkerSettings
+from sortline_runtime.model import DEFAULT_MODEL_DIR, CascadeModel
 
 if TYPE_CHECKING:
     from classifier_worker.device_imaging import DeviceDecoder

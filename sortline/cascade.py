@@ -17,7 +17,7 @@ from sortline.labels import MATERIALS, ORGANIC, RECYCLABLE_MATERIALS, RESIDUAL
 
 
 class CascadeThresholds(BaseModel):
-    """Operating point of the cascade, calibrated on validation data and stored with the model."""
+    """Operating point of the cascade, calibrated by the trainer and stored with the model."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -54,8 +54,8 @@ def decide(
 ) -> CascadeDecision:
     """Apply the cascade to one item's model outputs.
 
-    ``material_probs`` follows :data:`sortline.labels.MATERIALS`. ``material`` is reported even
-    for organic items (it is what stage 2 would have said) only when the item is not organic.
+    ``material_probs`` follows :data:`sortline.labels.MATERIALS`. ``material`` is what stage 2
+    said for a non-organic item (also when it then goes to residual), and None for an organic one.
     """
     if len(material_probs) != len(MATERIALS):
         raise ValueError(f"expected {len(MATERIALS)} material probabilities, got {len(material_probs)}")

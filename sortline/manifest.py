@@ -33,6 +33,15 @@ class InputSpec(BaseModel):
     resize: Literal["squash"] = Field(
         "squash", description="The whole image is resized to size x size, aspect not kept."
     )
+    # The two fields below came after the first models; their defaults are what those models were
+    # trained and served with, so older manifests load unchanged.
+    interpolation: Literal["area-when-shrinking"] = Field(
+        "area-when-shrinking",
+        description="OpenCV INTER_AREA when the short side is larger than size, INTER_LINEAR otherwise.",
+    )
+    pixel_scale: float = Field(
+        255.0, gt=0.0, description="uint8 pixels are divided by this, then (x - mean) / std per channel."
+    )
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 

@@ -1,19 +1,22 @@
-"""Settings shared by every process: broker URL, metrics port, logging; and the CLI loader.
+"""Settings shared by every command: broker URL, metrics port, logging; and the CLI loader.
 
-Each process has a pydantic-settings model (env prefix ``SORTLINE_``) whose fields double as
-its command-line flags, so ``--help`` shows each field's description and bounds.
+Each command (worker, camera agent, demo, each trainer subcommand, the bench) has a
+pydantic-settings model (env prefix ``SORTLINE_``) whose fields double as its command-line flags,
+so ``--help`` shows each field's description and its bounds, and every flag has an environment
+variable ``SORTLINE_<FLAG>``.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sortline.connection import TlsFiles
@@ -23,8 +26,22 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
 S = TypeVar("S", bound=BaseSettings)
 
 
-class SortlineSettings(BaseSettings):
-    """Fields every process has."""
+_BOUND_WORDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+
+
+def bounds_text(field: FieldInfo) -> str:
+    """``[>= 1, <= 256]`` for a field's numeric bounds (pydantic's ge/gt/le/lt), or '' without any."""
+    words = [
+        f"{word} {value}"
+        for constraint in field.metadata
+        for name, word in _BOUND_WORDS
+        if (value := getattr(constraint, name, None)) is not None
+    ]
+    return f"[{', '.join(words)}]" if words else ""
+
+
+class CliSettings(BaseSettings):
+    """What every command's settings share: the env prefix, kebab-case flags, bounds in ``--help``."""
 
     model_config = SettingsConfigDict(
         env_prefix="SORTLINE_",
@@ -33,6 +50,21 @@ class SortlineSettings(BaseSettings):
         cli_hide_none_type=True,
         extra="ignore",
     )
+
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Logging level.")
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: object) -> None:
+        """Append each field's bounds to its description, so ``--help`` states them without retyping."""
+        super().__pydantic_init_subclass__(**kwargs)
+        for field in cls.model_fields.values():
+            bounds = bounds_text(field)
+            if bounds and field.description and not field.description.endswith(bounds):
+                field.description = f"{field.description} {bounds}"
+
+
+class SortlineSettings(CliSettings):
+    """Fields every process that talks to the broker has."""
 
     amqp_url: SecretStr = Field(
         SecretStr(DEFAULT_AMQP_URL),
@@ -56,7 +88,6 @@ class SortlineSettings(BaseSettings):
     max_retry_seconds: float = Field(
         30.0, gt=0.0, le=3600.0, description="Longest wait between reconnect attempts to the broker."
     )
-    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Logging level.")
 
     @model_validator(mode="after")
     def _read_url_file(self) -> SortlineSettings:
@@ -97,6 +128,32 @@ def parse_cli(settings_class: type[S], argv: Sequence[str] | None, prog: str) ->
             prefix = f"--{where}: " if where else ""
             print(f"{prog}: {prefix}{problem['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def parse_command(
+    commands: Mapping[str, type[CliSettings]], argv: Sequence[str] | None, prog: str, about: str
+) -> tuple[str, CliSettings]:
+    """``prog COMMAND [flags]``: the command's name and its settings, parsed by :func:`parse_cli`.
+
+    Each command is a settings class of its own, so its flags keep plain ``SORTLINE_<FLAG>``
+    environment variables. No command, or ``--help``, prints the commands (exit 2, or 0 for help).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help") or args[0] not in commands:
+        width = max(len(name) for name in commands)
+        lines = [f"usage: {prog} {{{','.join(commands)}}} ...", "", about, "", "commands:"]
+        lines += [f"  {name:<{width}}  {_first_line(cls.__doc__)}" for name, cls in commands.items()]
+        lines += ["", f"'{prog} COMMAND --help' explains every flag of a command."]
+        asked_for_help = bool(args) and args[0] in ("-h", "--help")
+        print("\n".join(lines), file=sys.stdout if asked_for_help else sys.stderr)
+        if args and not asked_for_help:
+            print(f"{prog}: unknown command {args[0]!r}", file=sys.stderr)
+        raise SystemExit(0 if asked_for_help else 2)
+    return args[0], parse_cli(commands[args[0]], args[1:], f"{prog} {args[0]}")
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if text else ""
 
 
 def configure_logging(level: str) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 
 import pika
 
-from classifier_worker.model import CascadeModel
 from classifier_worker.service import Worker, build_worker
 from classifier_worker.settings import WorkerSettings
 from sortline import amqp_tables
@@ -25,6 +24,7 @@ from sortline.topology import (
     declare_line,
     frames_routing_key,
 )
+from sortline_runtime.model import CascadeModel
 
 
 @dataclass

@@ -14,7 +14,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.finetune_support import fingerprint, tiny_trainer
-from trainer.distributed import init_from_env, shutdown
+from trainer.fit.distributed import init_from_env, shutdown
 
 
 def main(out: Path) -> None:

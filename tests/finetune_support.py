@@ -10,9 +10,10 @@ from torch import nn
 
 from sortline.labels import MATERIALS
 from sortline.manifest import InputSpec
-from trainer.backbone import FEATURE_DIM
-from trainer.distributed import DistInfo
-from trainer.finetune import FinetuneConfig, TrainData, Trainer, build_net
+from trainer.fit.config import FinetuneConfig
+from trainer.fit.distributed import DistInfo
+from trainer.fit.finetune import TrainData, Trainer, build_net
+from trainer.model.backbone import FEATURE_DIM
 
 SIZE = 32
 SPEC = InputSpec(size=SIZE)

@@ -13,14 +13,14 @@ from prometheus_client import CollectorRegistry
 
 from classifier_worker.device_imaging import DeviceDecoder, resize_weights
 from classifier_worker.frames import Delivery
-from classifier_worker.imaging import decode_frame, resize_for_model, to_model_input
 from classifier_worker.metrics import WorkerMetrics
-from classifier_worker.model import CascadeModel
 from classifier_worker.processor import BatchProcessor, Decided, Rejected
 from classifier_worker.service import make_device_decoder
 from classifier_worker.settings import WorkerSettings
 from sortline.manifest import InputSpec
 from sortline.messages import DeadLetterReason
+from sortline_runtime.imaging import decode_frame, resize_for_model, to_model_input
+from sortline_runtime.model import CascadeModel
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "demo"
 SPEC = InputSpec()

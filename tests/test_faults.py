@@ -137,7 +137,7 @@ def test_a_full_line_queue_drops_its_oldest_frames_to_the_dead_letters(amqp_url,
 
 def test_no_frame_is_decided_after_its_deadline(amqp_url, line_id, tiny_model_dir):
     """A slow worker facing frames with a 150 ms deadline: late ones are dead-lettered, never decided."""
-    from classifier_worker.model import CascadeModel
+    from sortline_runtime.model import CascadeModel
     from tests.broker_tools import dead_letter_tap
     from tests.test_processor import FlakyModel
 

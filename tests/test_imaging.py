@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from classifier_worker.imaging import decode_frame, image_dimensions, resize_for_model, to_model_input
 from sortline.manifest import InputSpec
 from sortline.messages import DeadLetterReason, InvalidFrame
+from sortline_runtime.imaging import decode_frame, image_dimensions, resize_for_model, to_model_input
 
 
 def encoded(width: int, height: int, ext: str = ".jpg") -> bytes:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from classifier_worker.model import DeviceUnavailable, select_providers
+from sortline_runtime.model import DeviceUnavailable, select_providers
 
 CPU_ONLY = ["AzureExecutionProvider", "CPUExecutionProvider"]
 WITH_CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -57,8 +57,8 @@ def test_a_listed_variant_is_served_under_its_own_version(tiny_model_dir, tmp_pa
     import json
     import shutil
 
-    from classifier_worker.model import CascadeModel
     from sortline.manifest import ModelIntegrityError, sha256_of
+    from sortline_runtime.model import CascadeModel
 
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
@@ -89,8 +89,8 @@ def test_a_listed_variant_is_served_under_its_own_version(tiny_model_dir, tmp_pa
 def test_auto_serves_int8_on_cpus_fp16_on_gpus_only_when_it_costs_at_most_half_a_point(
     requested, delta, providers, expected
 ):
-    from classifier_worker.model import choose_variant
     from sortline.manifest import ModelManifest
+    from sortline_runtime.model import choose_variant
 
     manifest = ModelManifest(
         version="v", created_at="now", architecture="a", onnx_sha256="0" * 64,

@@ -17,7 +17,7 @@ from sortline.messages import DecisionMessage
 from tests.broker_tools import decisions_tap, frame_headers, publish_raw, running_worker
 from tests.tiny_model import write_tiny_model
 from trainer.cli import main as trainer_main
-from trainer.promote import announce, install
+from trainer.release.promote import announce, install
 
 pytestmark = pytest.mark.broker
 

@@ -13,10 +13,10 @@ from prometheus_client import CollectorRegistry
 
 from classifier_worker.frames import Delivery
 from classifier_worker.metrics import WorkerMetrics
-from classifier_worker.model import CascadeModel
 from classifier_worker.processor import BatchProcessor, Decided, Rejected, Retry
 from classifier_worker.settings import WorkerSettings
 from sortline.messages import DeadLetterReason
+from sortline_runtime.model import CascadeModel
 
 
 class FlakyModel:

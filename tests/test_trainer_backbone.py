@@ -8,7 +8,7 @@ import pytest
 import timm
 import torch
 
-from trainer.backbone import (
+from trainer.model.backbone import (
     FEATURE_DIM,
     WeightMappingError,
     create_backbone,

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 from sortline.labels import MATERIALS
-from trainer.calibrate import (
+from sortline_runtime.model import decide_batch
+from trainer.evaluation.metrics import compute_metrics
+from trainer.release.calibrate import (
     balanced_accuracy,
     calibrate_cascade,
     material_threshold,
     organic_threshold,
     organic_threshold_for_purity,
 )
-from trainer.evaluate import compute_metrics, decide_all
 
 
 def test_organic_threshold_separates_separable_scores() -> None:
@@ -108,7 +109,7 @@ def test_calibrated_cascade_keeps_every_bin_at_target_purity() -> None:
         p.append(0.9)
     thresholds, info = calibrate_cascade(labels, np.array(p), np.array(rows), target_purity=0.97)
     metrics = compute_metrics(
-        labels, np.array(p), np.array(rows), decide_all(np.array(p), np.array(rows), thresholds)
+        labels, np.array(p), np.array(rows), decide_batch(np.array(p), np.array(rows), thresholds)
     )
     purities = [f["purity"] for f in metrics["per_bin"].values() if f["purity"] is not None]
     assert min(purities[:-1]) >= 0.97  # every bin but residual

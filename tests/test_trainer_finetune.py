@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from tests.finetune_support import SIZE, SPEC, fingerprint, tiny_data, tiny_trainer
-from trainer import checkpoint
-from trainer.augment import make_batch
-from trainer.distributed import DistInfo, shard
-from trainer.finetune import lr_lambda
+from trainer.data.augment import make_batch
+from trainer.fit import checkpoint
+from trainer.fit.distributed import DistInfo, shard
+from trainer.fit.finetune import lr_lambda
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,8 +123,8 @@ def test_torchrun_two_cpu_processes_train_identical_replicas(tmp_path: Path) -> 
 
 
 def test_refit_replaces_the_heads_and_keeps_the_backbone(tmp_path: Path) -> None:
-    from trainer.heads import HeadConfig
-    from trainer.refit import refit_heads
+    from trainer.fit.config import HeadConfig
+    from trainer.fit.refit_heads import refit_heads
 
     trainer = tiny_trainer(tmp_path, epochs=1)
     trainer.fit()

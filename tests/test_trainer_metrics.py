@@ -7,7 +7,8 @@ import pytest
 
 from sortline.cascade import CascadeDecision, CascadeThresholds, ResidualReason
 from sortline.labels import MATERIALS
-from trainer.evaluate import compute_metrics, decide_all
+from sortline_runtime.model import decide_batch
+from trainer.evaluation.metrics import compute_metrics
 
 
 def one_hot(material: str) -> list[float]:
@@ -63,7 +64,7 @@ def test_purity_and_recovery_per_bin(metrics: dict) -> None:
 
 def test_decide_all_follows_the_cascade() -> None:
     thresholds = CascadeThresholds(organic=0.5, material_min_confidence=0.95)
-    decisions = decide_all(P_ORGANIC, PROBS, thresholds)
+    decisions = decide_batch(P_ORGANIC, PROBS, thresholds)
     assert [d.bin for d in decisions] == [
         "organic", "residual", "residual", "residual", "residual", "residual", "organic",
     ]  # fmt: skip

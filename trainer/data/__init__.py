@@ -1,0 +1,1 @@
+"""Labelled data: the folder layout, the deterministic splits, image reading, caching, augmentation."""

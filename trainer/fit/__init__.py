@@ -1,0 +1,1 @@
+"""Fitting the network: fine-tuning, head training on frozen features, quantization-aware steps."""

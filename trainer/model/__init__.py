@@ -1,0 +1,1 @@
+"""The network: the pretrained EfficientNet-Lite0 backbone and the served two-head cascade module."""

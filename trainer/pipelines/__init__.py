@@ -1,0 +1,1 @@
+"""Whole jobs that chain the other subpackages: ``trainer train``."""

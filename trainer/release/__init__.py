@@ -1,0 +1,1 @@
+"""From trained weights to a model directory: export, calibration, variants, manifest, promotion."""
