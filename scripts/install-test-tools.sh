@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Install the tools the deploy tests need: `promtool` and `prometheus` (Debian package "prometheus").
+# Install the tools the deploy tests need: `promtool` and `prometheus` (Debian package "prometheus"),
+# and turn on the local RabbitMQ's Prometheus endpoint (plugin rabbitmq_prometheus, :15692), which the
+# tests scrape for the frames the broker dead-letters itself.
 #
 # Idempotent and quick when the tools are already on PATH (no apt calls at all in that case), so the
 # Makefile can run it before every CI test run.
@@ -13,6 +15,16 @@ have_tools() {
     command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1
 }
 
+enable_broker_metrics() {
+    # Only a broker on this machine; a remote or containerised one is configured by whoever runs it.
+    if command -v rabbitmq-plugins >/dev/null 2>&1; then
+        rabbitmq-plugins enable --quiet rabbitmq_prometheus >/dev/null 2>&1 \
+            || rabbitmq-plugins enable --offline --quiet rabbitmq_prometheus >/dev/null 2>&1 \
+            || echo "install-test-tools: could not enable rabbitmq_prometheus on the local broker" >&2
+    fi
+}
+
+enable_broker_metrics
 if have_tools; then
     echo "install-test-tools: promtool and prometheus already installed ($(command -v prometheus))"
     exit 0

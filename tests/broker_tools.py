@@ -113,6 +113,7 @@ def publish_raw(
     messages: list[tuple[bytes, dict[str, Any] | None, str | None]],
     camera_id: str = "cam-1",
     confirm: bool = True,
+    expiration: str | None = None,
 ) -> None:
     """Publish (body, headers, content_type) triples to a line, bypassing the agent.
 
@@ -132,7 +133,10 @@ def publish_raw(
                 frames_routing_key(line_id, camera_id),
                 body,
                 pika.BasicProperties(
-                    content_type=content_type, headers=headers, message_id=f"{batch}-{index}"
+                    content_type=content_type,
+                    headers=headers,
+                    message_id=f"{batch}-{index}",
+                    expiration=expiration,
                 ),
                 mandatory=confirm,
             )

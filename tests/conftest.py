@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pika
 import pytest
 
 from sortline.topology import frames_queue
 from sortline_dev.broker import BrokerUnavailable, provide_broker
+from sortline_dev.metrics import Scrape, scrape
 from tests.tiny_model import write_tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,6 +39,25 @@ def amqp_url() -> Iterator[str]:
         pytest.skip(str(error))
     with stack:
         yield url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_metrics(amqp_url: str) -> Callable[[], Scrape]:
+    """Scrapes the broker's own Prometheus endpoint (plugin rabbitmq_prometheus, port 15692).
+
+    ``SORTLINE_RABBITMQ_METRICS_URL`` overrides where; ``make test`` enables the plugin on a local
+    broker. Locally without it the tests that need it skip; in CI they fail.
+    """
+    host = urlsplit(amqp_url).hostname or "localhost"
+    url = os.environ.get("SORTLINE_RABBITMQ_METRICS_URL") or f"http://{host}:15692/metrics"
+    try:
+        scrape(url)
+    except OSError as error:
+        message = f"no RabbitMQ metrics at {url} ({error}); enable the rabbitmq_prometheus plugin"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return lambda: scrape(url)
 
 
 @pytest.fixture

@@ -110,12 +110,19 @@ def test_worker_reconnects_and_every_frame_is_decided(amqp_url, line_id, tiny_mo
         assert any(b["redelivered"] for b in bodies if b["seq"] == seq)
 
 
-def test_a_full_line_queue_drops_its_oldest_frames_to_the_dead_letters(amqp_url, line_id):
+def broker_dead_lettered(rabbitmq_metrics, reason: str) -> float:
+    """RabbitMQ's own count of messages its quorum queues dead-lettered for ``reason``."""
+    name = f"rabbitmq_global_messages_dead_lettered_{reason}_total"
+    return rabbitmq_metrics().total(name, queue_type="rabbit_quorum_queue")
+
+
+def test_a_full_line_queue_drops_its_oldest_frames_to_the_dead_letters(amqp_url, line_id, rabbitmq_metrics):
     from sortline.topology import FRAME_QUEUE_MAX_LENGTH
     from tests.broker_tools import dead_letter_tap
 
     extra = 7
     body = jpeg((5, 5, 5))
+    counted_before = broker_dead_lettered(rabbitmq_metrics, "maxlen")
     with dead_letter_tap(amqp_url, line_id) as dead:
         publish_raw(
             amqp_url,
@@ -127,12 +134,29 @@ def test_a_full_line_queue_drops_its_oldest_frames_to_the_dead_letters(amqp_url,
         dead.settle()
     assert [m.properties.headers["seq"] for m in dropped] == list(range(extra))  # the oldest went first
     assert all(m.properties.headers["x-death"][0]["reason"] == "maxlen" for m in dropped)
+    # No worker saw these: the broker's own metric counts them (other tests may add to it).
+    assert broker_dead_lettered(rabbitmq_metrics, "maxlen") - counted_before >= extra
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
     depth = channel.queue_declare(frames_queue(line_id), passive=True).method.message_count
     _method, properties, _body = channel.basic_get(frames_queue(line_id), auto_ack=True)
     connection.close()
     assert depth == FRAME_QUEUE_MAX_LENGTH and properties.headers["seq"] == extra
+
+
+def test_frames_expiring_in_the_queue_are_counted_by_the_broker(amqp_url, line_id, rabbitmq_metrics):
+    """No worker for the line: frames with a 1 ms expiration die in the queue, where RabbitMQ counts them."""
+    from tests.broker_tools import dead_letter_tap
+
+    count = 20
+    counted_before = broker_dead_lettered(rabbitmq_metrics, "expired")
+    with dead_letter_tap(amqp_url, line_id) as dead:
+        frames = [(jpeg((1, 2, 3)), frame_headers(line_id, i), "image/jpeg") for i in range(count)]
+        publish_raw(amqp_url, line_id, frames, expiration="1")
+        expired = dead.collect(count, timeout=30)
+    assert len(expired) == count
+    assert all(m.properties.headers["x-death"][0]["reason"] == "expired" for m in expired)
+    assert broker_dead_lettered(rabbitmq_metrics, "expired") - counted_before >= count
 
 
 def test_no_frame_is_decided_after_its_deadline(amqp_url, line_id, tiny_model_dir):

@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from sortline.manifest import InputSpec
 from sortline.messages import DeadLetterReason, InvalidFrame
-from sortline_runtime.imaging import decode_frame, image_dimensions, resize_for_model, to_model_input
+from sortline_runtime.imaging import (
+    decode_cost_bytes,
+    decode_frame,
+    image_dimensions,
+    read_header,
+    resize_for_model,
+    to_model_input,
+)
 
 
 def encoded(width: int, height: int, ext: str = ".jpg") -> bytes:
@@ -99,3 +106,51 @@ def test_model_input_matches_the_textbook_normalisation() -> None:
     batch = to_model_input(images, spec)
     assert batch.flags.c_contiguous
     np.testing.assert_allclose(batch, expected.transpose(0, 3, 1, 2), atol=1e-5)
+
+
+def test_bytes_between_segments_are_skipped_as_libjpeg_skips_them() -> None:
+    jpeg = encoded(320, 240)
+    dqt = jpeg.index(b"\xff\xdb")
+    padded = jpeg[:dqt] + b"\x00\x00\x00" + jpeg[dqt:]
+    assert image_dimensions(padded) == (320, 240)
+    assert decode_frame(padded, target_size=240, max_pixels=1_000_000).shape[:2] == (240, 320)
+
+
+def test_image_data_before_any_frame_header_is_not_a_jpeg() -> None:
+    assert (
+        read_header(b"\xff\xd8\xff\xda\x00\x08" + b"\x00" * 64 + b"\xff\xc0\x00\x11\x08\x00\x10\x00\x10\x03")
+        is None
+    )
+
+
+def png16(width: int, height: int) -> bytes:
+    return cv2.imencode(".png", np.full((height, width, 3), 40_000, dtype=np.uint16))[1].tobytes()
+
+
+def test_png_headers_tell_bit_depth_and_channels() -> None:
+    header = read_header(png16(300, 200))
+    assert (header.format, header.width, header.height, header.channels, header.bytes_per_sample) == (
+        "png", 300, 200, 3, 2
+    )  # fmt: skip
+    rgba = cv2.imencode(".png", np.zeros((10, 10, 4), dtype=np.uint8))[1].tobytes()
+    assert (read_header(rgba).channels, read_header(rgba).bytes_per_sample) == (4, 1)
+
+
+def test_the_decode_budget_counts_bytes_not_pixels() -> None:
+    """Two frames of the same pixel count: the 16-bit PNG costs three times the 8-bit JPEG's budget."""
+    wide = png16(1000, 1000)  # 1000 * 1000 * (6 + 3) bytes to decode
+    with pytest.raises(InvalidFrame) as caught:
+        decode_frame(wide, target_size=224, max_pixels=40_000_000, max_decoded_bytes=8 * 2**20)
+    assert caught.value.reason is DeadLetterReason.IMAGE_TOO_LARGE and "MiB" in caught.value.detail
+    assert decode_frame(encoded(1000, 1000), target_size=224, max_pixels=40_000_000,
+                        max_decoded_bytes=8 * 2**20).shape == (250, 250, 3)  # fmt: skip
+
+
+def test_reduced_and_progressive_jpeg_decodes_are_costed_as_libjpeg_runs_them() -> None:
+    image = np.random.default_rng(0).integers(0, 255, (1600, 2400, 3), dtype=np.uint8)
+    baseline = read_header(cv2.imencode(".jpg", image)[1].tobytes())
+    progressive = read_header(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes())
+    assert not baseline.buffered and progressive.buffered
+    # a baseline frame read at 1/4 scale costs only its output; a progressive one buffers every sample
+    assert decode_cost_bytes(baseline, 224) < 1600 * 2400 * 3 / 8
+    assert decode_cost_bytes(progressive, 224) > 1600 * 2400 * 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from classifier_worker.frames import Delivery
 from classifier_worker.metrics import WorkerMetrics
-from classifier_worker.processor import BatchProcessor, Decided, Rejected, Retry
+from classifier_worker.processor import BatchProcessor, Decided, Prepared, Rejected, Retry
 from classifier_worker.settings import WorkerSettings
 from sortline.messages import DeadLetterReason
 from sortline_runtime.model import CascadeModel
@@ -40,12 +41,18 @@ class FlakyModel:
 
 
 def delivery(
-    tag: int, color: int, expiration: str | None = None, captured_ago_s: float = 0.0, count: int = 0
+    tag: int,
+    color: int,
+    expiration: str | None = None,
+    captured_ago_s: float = 0.0,
+    count: int = 0,
+    body: bytes | None = None,
 ):
-    body = cv2.imencode(".jpg", np.full((80, 80, 3), color, dtype=np.uint8))[1].tobytes()
+    body = body or cv2.imencode(".jpg", np.full((80, 80, 3), color, dtype=np.uint8))[1].tobytes()
     headers = {"line_id": "l", "camera_id": "c", "seq": tag, "x-delivery-count": count,
                "captured_at_ns": time.time_ns() - int(captured_ago_s * 1e9)}  # fmt: skip
-    return Delivery(tag, False, "frames.l.c", body, "image/jpeg", f"m{tag}", expiration, headers)
+    content_type = "image/png" if body.startswith(b"\x89PNG") else "image/jpeg"
+    return Delivery(tag, False, "frames.l.c", body, content_type, f"m{tag}", expiration, headers)
 
 
 @pytest.fixture
@@ -87,3 +94,28 @@ def test_a_frame_that_breaks_inference_is_retried_alone_and_its_neighbours_decid
 def test_a_frame_that_broke_inference_on_earlier_deliveries_is_poison(make_processor) -> None:
     (outcome,) = make_processor().process([delivery(1, 255, count=2)])
     assert isinstance(outcome, Rejected) and outcome.reason is DeadLetterReason.POISON
+
+
+#: 1200 x 1200 8-bit RGB PNG: ~8 MiB to decode, over a 1 MiB large-frame threshold.
+LARGE_PNG = cv2.imencode(".png", np.full((1200, 1200, 3), 90, dtype=np.uint8))[1].tobytes()
+
+
+def test_large_frames_decode_in_a_lane_of_their_own(tiny_model_dir: Path) -> None:
+    settings = WorkerSettings(model=tiny_model_dir, line_id="l", metrics_port=0,
+                              large_frame_bytes=2**20, large_frame_backlog=1)  # fmt: skip
+    release = threading.Event()
+    with ThreadPoolExecutor(2) as decode, ThreadPoolExecutor(1) as large:
+        processor = BatchProcessor(
+            CascadeModel.load(tiny_model_dir), settings, WorkerMetrics(CollectorRegistry()), decode,
+            large_lane=large,
+        )  # fmt: skip
+        large.submit(release.wait, 10)  # the lane is busy with another large frame
+        waiting = processor.submit(delivery(1, 0, body=LARGE_PNG))
+        refused = processor.submit(delivery(2, 0, body=LARGE_PNG)).result(timeout=1)
+        small = processor.submit(delivery(3, 10)).result(timeout=5)  # not held up by the lane
+        assert not waiting.done()
+        release.set()
+        decided = waiting.result(timeout=10)
+    assert isinstance(refused, Rejected) and refused.reason is DeadLetterReason.IMAGE_TOO_LARGE
+    assert "wait for their decode lane" in refused.detail
+    assert isinstance(small, Prepared) and isinstance(decided, Prepared)

@@ -105,3 +105,37 @@ def test_a_poison_frame_is_dead_lettered_after_bounded_deliveries(amqp_url, line
     assert letter.properties.headers[DEAD_LETTER_REASON_HEADER] == "poison"
     assert letter.properties.headers["seq"] == 1
     assert sorted(DecisionMessage.from_json(m.body).seq for m in decided) == [0, 2]
+
+
+def test_a_dead_letter_that_cannot_be_published_goes_to_the_queues_own_dlx(
+    amqp_url, line_id, tiny_model_dir, monkeypatch
+):
+    """Whatever makes our dead letter unpublishable, the frame is settled: rejected without requeue,
+    so RabbitMQ dead-letters it as it came (``x-death`` reason ``rejected``); nothing reconnects."""
+    import classifier_worker.consumer as consumer_module
+
+    publish_dead_letter = consumer_module.publish_dead_letter
+
+    def unpublishable(channel, delivery, *args):
+        if delivery.headers and delivery.headers.get("seq") == 13:
+            raise ValueError("a value the encoder cannot write")
+        return publish_dead_letter(channel, delivery, *args)
+
+    monkeypatch.setattr(consumer_module, "publish_dead_letter", unpublishable)
+    bad = jpeg((1, 2, 3))[:100]
+    messages = [(bad, frame_headers(line_id, seq), "image/jpeg") for seq in (13, 14)]
+    messages.append((jpeg((0, 200, 0)), frame_headers(line_id, 15), "image/jpeg"))
+    with (
+        decisions_tap(amqp_url, line_id) as decisions,
+        dead_letter_tap(amqp_url, line_id) as dead,
+        running_worker(amqp_url, line_id, tiny_model_dir) as worker,
+    ):
+        publish_raw(amqp_url, line_id, messages)
+        letters = dead.collect(2, timeout=10)
+        decided = decisions.collect(1, timeout=10)
+        fallbacks = worker.registry.get_sample_value("sortline_worker_dead_letter_fallbacks_total")
+        reconnects = worker.registry.get_sample_value("sortline_worker_reconnects_total")
+    by_seq = {m.properties.headers["seq"]: m.properties.headers for m in letters}
+    assert by_seq[13]["x-death"][0]["reason"] == "rejected" and DEAD_LETTER_REASON_HEADER not in by_seq[13]
+    assert by_seq[14][DEAD_LETTER_REASON_HEADER] == "undecodable-image"
+    assert len(decided) == 1 and fallbacks == 1 and reconnects == 0
