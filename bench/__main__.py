@@ -18,7 +18,7 @@ from pydantic import Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench.broker import BenchError, connect
+from bench.broker import MEASUREMENT_FAILED, connect
 from bench.frames import load_frames
 from bench.machine import describe_machine
 from bench.report import check_targets, compute_ratios, print_tables
@@ -119,7 +119,7 @@ class Runner:
                 continue
             try:
                 results[key] = getattr(self, key)(progress, results)
-            except BenchError as error:  # keep the other sections; the exit code says it failed
+            except MEASUREMENT_FAILED as error:  # keep the other sections; the exit code says it failed
                 self.console.print(f"[red]{section}: {error}[/]")
                 results[key] = {"error": str(error)}
         return results
@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:
             results = runner.run(progress)
-    except (BenchError, ModelIntegrityError, OSError) as error:
+    except (*MEASUREMENT_FAILED, ModelIntegrityError, OSError) as error:
         console.print(f"[red]bench: {error}[/]")
         return 1
     document: dict[str, Any] = {

@@ -1,51 +1,28 @@
-"""Talking to RabbitMQ and to worker processes: publishing frames, tapping decisions, scraping /metrics.
+"""The benchmark's side of the broker: publishing its frames, clearing its lines, the broker's CPU.
 
-The worker is started through its CLI exactly as an operator would, so the benchmark measures
+Workers are started and tapped with the shared toolkit (``sortline_dev.processes``,
+``sortline_dev.taps``), through their CLI exactly as an operator would, so the benchmark measures
 whatever the worker's internals are today.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pika
 
 from bench.frames import EncodedFrame
-from sortline.messages import FrameHeaders
-from sortline.topology import (
-    DECISIONS_EXCHANGE,
-    FRAMES_EXCHANGE,
-    declare_exchanges,
-    declare_line,
-    frames_queue,
-    frames_routing_key,
-)
+from sortline.topology import FRAMES_EXCHANGE, declare_line, frames_queue, frames_routing_key
+from sortline_dev.broker import connect as broker_connect
+from sortline_dev.metrics import Scrape
+from sortline_dev.processes import ProcessFailed
+from sortline_dev.publishing import frame_headers
+from sortline_dev.publishing import frame_properties as frame_properties_of
 
 CAMERA_ID = "bench-cam"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (from /proc); NaN if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def local_broker_pid() -> int | None:
@@ -64,12 +41,18 @@ def local_broker_pid() -> int | None:
 
 
 class BenchError(RuntimeError):
-    """Something stopped the measurement (no broker, a worker that died); the message says what."""
+    """Something stopped the measurement (no broker, no decisions); the message says what.
+
+    A worker process that dies raises :class:`ProcessFailed`: :data:`MEASUREMENT_FAILED` has both.
+    """
+
+
+MEASUREMENT_FAILED = (BenchError, ProcessFailed)
 
 
 def connect(amqp_url: str) -> pika.BlockingConnection:
     try:
-        return pika.BlockingConnection(pika.URLParameters(amqp_url))
+        return broker_connect(amqp_url, role="bench")
     except (pika.exceptions.AMQPError, OSError) as error:
         raise BenchError(f"cannot connect to RabbitMQ: {error!r}") from None
 
@@ -91,16 +74,9 @@ def new_line_id(prefix: str = "bench") -> str:
 
 
 def frame_properties(line_id: str, seq: int, source: str, camera_id: str = CAMERA_ID) -> pika.BasicProperties:
-    now_ns = time.time_ns()
-    headers = FrameHeaders(
-        line_id=line_id, camera_id=camera_id, seq=seq, captured_at_ns=now_ns, source=source
-    ).to_amqp()
-    return pika.BasicProperties(
-        content_type="image/jpeg",
-        message_id=f"{line_id}-{camera_id}-{seq}",
-        timestamp=now_ns // 1_000_000_000,
-        headers=headers,
-        delivery_mode=2,
+    """A camera's properties for frame ``seq``; the id names line, camera and seq, so it is unique."""
+    return frame_properties_of(
+        frame_headers(line_id, seq, source, camera_id), message_id=f"{line_id}-{camera_id}-{seq}"
     )
 
 
@@ -144,134 +120,17 @@ def delete_line(amqp_url: str, line_id: str) -> None:
         connection.close()
 
 
-@dataclass
-class Arrival:
-    received_ns: int  # wall clock when the tap got it
-    decision: dict
-
-
-class DecisionTap:
-    """An exclusive queue on ``sortline.decisions`` bound to ``decisions.<line>.#``."""
-
-    def __init__(self, amqp_url: str, line_id: str) -> None:
-        self.connection = connect(amqp_url)
-        channel = self.connection.channel()
-        declare_exchanges(channel)
-        self.queue = channel.queue_declare("", exclusive=True).method.queue
-        channel.queue_bind(self.queue, DECISIONS_EXCHANGE, f"decisions.{line_id}.#")
-        channel.basic_consume(self.queue, self._on_message, auto_ack=True)
-        self.arrivals: list[Arrival] = []
-
-    def _on_message(self, _channel, _method, _properties, body: bytes) -> None:
-        self.arrivals.append(Arrival(time.time_ns(), json.loads(body)))
-
-    def poll(self, seconds: float = 0.05) -> int:
-        self.connection.process_data_events(time_limit=seconds)
-        return len(self.arrivals)
-
-    def close(self) -> None:
-        if self.connection.is_open:
-            self.connection.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class WorkerProcess:
-    """One ``classifier_worker.cli`` subprocess with its own /metrics port."""
-
-    amqp_url: str
-    line_id: str
-    model_dir: Path | None
-    extra_args: list[str] = field(default_factory=list)
-    metrics_port: int = field(default_factory=free_port)
-
-    def start(self) -> WorkerProcess:
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
-        args = [sys.executable, "-m", "classifier_worker.cli", "--line-id", self.line_id,
-                "--metrics-port", str(self.metrics_port), "--log-level", "WARNING"]  # fmt: skip
-        if self.model_dir is not None:
-            args += ["--model", str(self.model_dir)]
-        self.process = subprocess.Popen(
-            [*args, *self.extra_args],
-            env={**os.environ, "AMQP_URL": self.amqp_url},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        return self
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise BenchError(f"worker exited with {self.process.returncode}: {self.output()[-2000:]}")
-
-    def output(self) -> str:
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the worker so far (from /proc)."""
-        return process_cpu_seconds(self.process.pid)
-
-    def scrape(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
-            return response.read().decode()
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        """The worker serves /metrics once its model is loaded and warmed up."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                self.scrape()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise BenchError(f"worker did not serve /metrics within {timeout:.0f} s")
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self._log.close()
-        return self.process.returncode
-
-
-def stop_all(workers: Iterable[WorkerProcess]) -> None:
-    for worker in workers:
-        if hasattr(worker, "process"):
-            worker.stop()
-
-
-_SAMPLE = re.compile(r"^(\w+)(?:\{(.*?)\})? (\S+)$", re.MULTILINE)
-
-
-def metric_samples(text: str) -> list[tuple[str, dict[str, str], float]]:
-    return [
-        (name, dict(re.findall(r'(\w+)="([^"]*)"', labels or "")), float(value))
-        for name, labels, value in _SAMPLE.findall(text)
-    ]
-
-
-def stage_summary(texts: list[str]) -> dict[str, Any]:
+def stage_summary(scrapes: list[Scrape]) -> dict[str, Any]:
     """``sortline_worker_stage_seconds`` and the batch-size histogram summed over workers."""
     totals: dict[str, dict[str, float]] = {}
-    batch = {"sum": 0.0, "count": 0.0}
-    for text in texts:
-        for name, labels, value in metric_samples(text):
-            if name.startswith("sortline_worker_stage_seconds_") and "stage" in labels:
-                kind = name.rsplit("_", 1)[1]
-                if kind in ("sum", "count"):
-                    totals.setdefault(labels["stage"], {"sum": 0.0, "count": 0.0})[kind] += value
-            elif name in ("sortline_inference_batch_size_sum", "sortline_inference_batch_size_count"):
-                batch[name.rsplit("_", 1)[1]] += value
+    for kind in ("sum", "count"):
+        for scrape in scrapes:
+            for stage, value in scrape.values(f"sortline_worker_stage_seconds_{kind}", "stage").items():
+                totals.setdefault(stage, {"sum": 0.0, "count": 0.0})[kind] += value
+    batch = {
+        kind: sum(scrape.total(f"sortline_inference_batch_size_{kind}") for scrape in scrapes)
+        for kind in ("sum", "count")
+    }
     stages = {
         stage: {
             "seconds_total": round(v["sum"], 4),

@@ -19,20 +19,18 @@ import pika
 
 from bench.broker import (
     BenchError,
-    DecisionTap,
-    WorkerProcess,
     connect,
     delete_line,
     frame_properties,
     local_broker_pid,
     new_line_id,
-    process_cpu_seconds,
     publish,
-    stop_all,
 )
 from bench.frames import EncodedFrame, cycle
-from bench.pipeline import Progress, rate, wait_for
+from bench.pipeline import Progress, rate, stop_all, wait_for
 from sortline.topology import FRAMES_EXCHANGE, declare_line, frames_routing_key
+from sortline_dev.processes import WorkerProcess, process_cpu_seconds
+from sortline_dev.taps import Tap
 
 CAMERA_ID = "bench-cam"
 
@@ -79,13 +77,7 @@ def prefill_mixed(amqp_url: str, line_id: str, valid: list[EncodedFrame], bad: l
 
 
 def dead_letters_counted(worker: WorkerProcess) -> int:
-    return int(
-        sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in worker.scrape().splitlines()
-            if line.startswith("sortline_dead_letters_total{")
-        )
-    )
+    return int(worker.metrics().total("sortline_dead_letters_total"))
 
 
 def wait_for_dead_letters(worker: WorkerProcess, count: int, timeout: float = 30.0) -> int:
@@ -116,11 +108,11 @@ def drain(
     """One worker drains a fresh line holding ``valid`` interleaved with ``malformed`` bad messages."""
     line_id = new_line_id("bench-bad" if malformed else "bench-clean")
     bad = malformed_messages(line_id, valid[0].jpeg, malformed)
-    tap = DecisionTap(amqp_url, line_id)
+    tap = Tap.for_decisions(amqp_url, line_id)
     worker, broker_pid = None, local_broker_pid()
     try:
         prefill_mixed(amqp_url, line_id, valid, bad)
-        worker = WorkerProcess(amqp_url, line_id, model_dir, list(worker_args)).start()
+        worker = WorkerProcess(amqp_url, line_id, model_dir, *worker_args).start()
         worker.wait_ready()  # model loaded: from here on the CPU goes to the frames
         cpu_before = _cpu_seconds(worker, broker_pid)
         wait_for(tap, [worker], len(valid), progress)
@@ -130,9 +122,9 @@ def drain(
         stop_all([worker] if worker else [])
         tap.close()
         delete_line(amqp_url, line_id)
-    if len(tap.arrivals) != len(valid):
-        raise BenchError(f"{len(tap.arrivals)} decisions for {len(valid)} valid frames")
-    valid_per_s = rate([a.received_ns for a in tap.arrivals])[0]
+    if len(tap.received) != len(valid):
+        raise BenchError(f"{len(tap.received)} decisions for {len(valid)} valid frames")
+    valid_per_s = rate([a.received_ns for a in tap.received])[0]
     return Drain(valid_per_s, dead_lettered, cpu * 1000.0 / len(valid))
 
 

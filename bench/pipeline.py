@@ -14,36 +14,33 @@ from typing import Any
 import numpy as np
 
 from bench.broker import (
-    Arrival,
     BenchError,
-    DecisionTap,
-    WorkerProcess,
     confirmed_channel,
     connect,
     delete_line,
     local_broker_pid,
     new_line_id,
     prefill,
-    process_cpu_seconds,
     publish,
     stage_summary,
-    stop_all,
 )
 from bench.frames import EncodedFrame, cycle
+from sortline.messages import DecisionMessage
 from sortline.topology import declare_line
+from sortline_dev.processes import WorkerProcess, process_cpu_seconds
+from sortline_dev.taps import Tap
 
 Progress = Callable[[int], None]
 FIRST_DECISION_TIMEOUT = 180.0  # model load + warm-up of a cold worker on a busy machine
 STALL_TIMEOUT = 60.0
 
 
-def decided_ns(arrival: Arrival) -> int:
+def decided_ns(decision: DecisionMessage) -> int:
     """When the worker decided (its own clock): capture time plus the latency it reported."""
-    decision = arrival.decision
-    return int(decision["captured_at_ns"] + decision["latency_ms"] * 1e6)
+    return int(decision.captured_at_ns + decision.latency_ms * 1e6)
 
 
-def wait_for(tap: DecisionTap, workers: list[WorkerProcess], count: int, progress: Progress) -> None:
+def wait_for(tap: Tap, workers: list[WorkerProcess], count: int, progress: Progress) -> None:
     """Poll the tap until ``count`` decisions arrived; fail on a dead worker or a stall."""
     last_change, seen = time.monotonic(), 0
     while seen < count:
@@ -57,6 +54,11 @@ def wait_for(tap: DecisionTap, workers: list[WorkerProcess], count: int, progres
             raise BenchError(f"only {seen} of {count} decisions after waiting {limit:.0f} s")
         for worker in workers:
             worker.check_alive()
+
+
+def stop_all(workers: list[WorkerProcess]) -> None:
+    for worker in workers:
+        worker.stop()
 
 
 def rate(times_ns: list[int]) -> tuple[float, float]:
@@ -82,13 +84,13 @@ def measure_throughput(
 ) -> dict[str, Any]:
     """Pre-fill a fresh line with ``count`` frames, start ``workers`` workers, time the decisions."""
     line_id = new_line_id()
-    tap = DecisionTap(amqp_url, line_id)
+    tap = Tap.for_decisions(amqp_url, line_id)
     processes: list[WorkerProcess] = []
     batch = cycle(frames, count)
     try:
         prefill(amqp_url, line_id, batch)
         processes = [
-            WorkerProcess(amqp_url, line_id, model_dir, list(worker_args)).start() for _ in range(workers)
+            WorkerProcess(amqp_url, line_id, model_dir, *worker_args).start() for _ in range(workers)
         ]
         broker_pid = local_broker_pid()
         wait_for(tap, processes, 1, progress)
@@ -99,21 +101,22 @@ def measure_throughput(
         broker_last = process_cpu_seconds(broker_pid) if broker_pid else None
         for process in processes:  # a worker still warming up when the queue ran dry has no /metrics yet
             process.wait_ready()
-        metrics = stage_summary([p.scrape() for p in processes])
+        metrics = stage_summary([p.metrics() for p in processes])
     finally:
         stop_all(processes)
         tap.close()
         delete_line(amqp_url, line_id)
-    arrivals = tap.arrivals
-    decisions_per_s, seconds = rate([decided_ns(a) for a in arrivals])
+    arrivals = tap.received
+    decisions = [a.decision() for a in arrivals]
+    decisions_per_s, seconds = rate([decided_ns(d) for d in decisions])
     tap_rate, _ = rate([a.received_ns for a in arrivals])
-    bins = Counter(a.decision["bin"] for a in arrivals)
+    bins = Counter(d.bin for d in decisions)
     return {
         "workers": workers,
         "line_id": line_id,
         "frames": count,
         "decisions": len(arrivals),
-        "unique_frames_decided": len({a.decision["frame_id"] for a in arrivals}),
+        "unique_frames_decided": len({d.frame_id for d in decisions}),
         "decisions_per_s": decisions_per_s,
         "seconds_first_to_last": seconds,
         "decisions_per_s_at_tap": tap_rate,
@@ -181,8 +184,8 @@ def measure_latency(
 ) -> dict[str, Any]:
     """A warm worker, frames published at ``fps`` for ``seconds``; capture-to-decision percentiles."""
     line_id = new_line_id()
-    tap = DecisionTap(amqp_url, line_id)
-    worker = WorkerProcess(amqp_url, line_id, model_dir, list(worker_args))
+    tap = Tap.for_decisions(amqp_url, line_id)
+    worker = WorkerProcess(amqp_url, line_id, model_dir, *worker_args)
     published: dict[str, Any] = {"published": 0}
     try:
         connection = connect(amqp_url)
@@ -190,7 +193,7 @@ def measure_latency(
         connection.close()
         worker.start().wait_ready()
         _warm_up(amqp_url, line_id, frames, tap, worker)
-        warm = len(tap.arrivals)
+        warm = len(tap.received)
         publisher = threading.Thread(
             target=_paced_publisher, args=(amqp_url, line_id, frames, fps, seconds, published), daemon=True
         )
@@ -201,14 +204,15 @@ def measure_latency(
         if "error" in published:
             raise BenchError(f"paced publisher failed: {published['error']!r}")
         wait_for(tap, [worker], warm + published["published"], lambda n: progress(n - warm))
-        metrics = stage_summary([worker.scrape()])
+        metrics = stage_summary([worker.metrics()])
     finally:
         stop_all([worker])
         tap.close()
         delete_line(amqp_url, line_id)
-    measured = [a for a in tap.arrivals if a.decision["camera_id"] != "bench-warmup"]
-    worker_ms = [float(a.decision["latency_ms"]) for a in measured]
-    tap_ms = [(a.received_ns - a.decision["captured_at_ns"]) / 1e6 for a in measured]
+    measured = [(a, a.decision()) for a in tap.received]
+    measured = [(a, d) for a, d in measured if d.camera_id != "bench-warmup"]
+    worker_ms = [d.latency_ms for _, d in measured]
+    tap_ms = [(a.received_ns - d.captured_at_ns) / 1e6 for a, d in measured]
     return {
         "line_id": line_id,
         "target_fps": fps,

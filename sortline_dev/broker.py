@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 import pika
 from pika.exceptions import AMQPError
 
-from sortline.settings import DEFAULT_AMQP_URL, redact_url
+from sortline.connection import TlsFiles, connection_parameters
+from sortline.settings import SortlineSettings, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,25 @@ class BrokerUnavailable(RuntimeError):
 
 
 def configured_amqp_url() -> str:
-    return os.environ.get("AMQP_URL") or os.environ.get("SORTLINE_AMQP_URL") or DEFAULT_AMQP_URL
+    """The broker URL as every Sortline command resolves it (SORTLINE_AMQP_URL, AMQP_URL, a URL file)."""
+    return SortlineSettings().amqp_url.get_secret_value()
 
 
-def broker_answers(url: str, timeout: float = 3.0) -> bool:
-    parameters = pika.URLParameters(url)
+def connect(url: str, tls: TlsFiles | None = None, role: str = "dev") -> pika.BlockingConnection:
+    """A connection as the services open theirs: verified TLS for amqps://, named for operators."""
+    return pika.BlockingConnection(connection_parameters(url, role, "-", tls))
+
+
+def process_env(url: str, tls: TlsFiles | None = None) -> dict[str, str]:
+    """The environment a Sortline subprocess needs to reach this broker the same way."""
+    env = {**os.environ, "AMQP_URL": url, "SORTLINE_AMQP_URL": url}
+    files = {"CA": tls.ca_file, "CERT": tls.cert_file, "KEY": tls.key_file} if tls else {}
+    env.update({f"SORTLINE_TLS_{name}_FILE": str(path) for name, path in files.items() if path})
+    return env
+
+
+def broker_answers(url: str, tls: TlsFiles | None = None, timeout: float = 3.0) -> bool:
+    parameters = connection_parameters(url, "dev", "-", tls)
     parameters.socket_timeout = timeout
     parameters.connection_attempts = 1
     try:
@@ -67,8 +82,9 @@ def docker_available() -> bool:
 
 def start_local_rabbitmq(url: str, wait_seconds: float = 60.0) -> bool:
     """Start this machine's own rabbitmq-server (installed, stopped) when the URL points here."""
-    host = urlsplit(url).hostname
-    if host not in ("localhost", "127.0.0.1", "::1") or shutil.which("rabbitmq-server") is None:
+    parts = urlsplit(url)
+    local = parts.hostname in ("localhost", "127.0.0.1", "::1") and (parts.port or 5672) == 5672
+    if not local or shutil.which("rabbitmq-server") is None:
         return False
     log.warning("no broker at %s; starting the local rabbitmq-server", redact_url(url))
     subprocess.run(["rabbitmq-server", "-detached"], check=False, capture_output=True, timeout=60)
@@ -81,12 +97,18 @@ def start_local_rabbitmq(url: str, wait_seconds: float = 60.0) -> bool:
 
 
 @contextmanager
-def provide_broker() -> Iterator[str]:
-    """Yield the URL of a reachable RabbitMQ for as long as the block runs."""
-    url = configured_amqp_url()
-    if broker_answers(url) or start_local_rabbitmq(url):
+def provide_broker(url: str | None = None, tls: TlsFiles | None = None) -> Iterator[str]:
+    """Yield the URL of a reachable RabbitMQ for as long as the block runs.
+
+    ``url`` (default: :func:`configured_amqp_url`) if it answers, or once this machine's own
+    rabbitmq-server is started; else a testcontainer (only where the URL was not given).
+    """
+    url = url or configured_amqp_url()
+    if broker_answers(url, tls) or start_local_rabbitmq(url):
         yield url
         return
+    if url != configured_amqp_url():  # a broker named on the command line: no substitute for it
+        raise BrokerUnavailable(f"no RabbitMQ answered at {redact_url(url)}")
     if not docker_available():
         raise BrokerUnavailable(HOW_TO_GET_A_BROKER.format(url=redact_url(url), image=RABBITMQ_IMAGE))
     from testcontainers.rabbitmq import RabbitMqContainer  # dev extra only

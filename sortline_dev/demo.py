@@ -6,10 +6,7 @@ real RabbitMQ, on a line of its own, and watches ``sortline.decisions`` like any
 
 from __future__ import annotations
 
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -18,16 +15,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-import pika
 from pydantic import Field
 from rich.console import Console
 from rich.table import Table
 
+from sortline.connection import TlsFiles
 from sortline.labels import BINS, expected_bin
 from sortline.messages import DecisionMessage
 from sortline.settings import SortlineSettings, parse_cli
-from sortline.topology import DECISIONS_EXCHANGE, declare_exchanges, frames_queue
-from sortline_dev.broker import BrokerUnavailable, provide_broker
+from sortline.topology import frames_queue
+from sortline_dev.broker import BrokerUnavailable, connect, provide_broker
+from sortline_dev.processes import AgentProcess, ProcessFailed, WorkerProcess
+from sortline_dev.taps import Tap, decisions_tap
 
 REPO = Path(__file__).resolve().parent.parent
 console = Console(highlight=False, soft_wrap=True)
@@ -50,85 +49,58 @@ class DemoSettings(SortlineSettings):
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_cli(DemoSettings, argv, prog="sortline-demo")
+    tls = settings.tls_files()
     try:
-        with provide_broker() as url:
-            return run_demo(settings, url)
+        with provide_broker(settings.amqp_url.get_secret_value(), tls) as url:
+            return run_demo(settings, url, tls)
     except BrokerUnavailable as error:
         console.print(f"[red]sortline-demo:[/red] {error}")
         return 2
+    except ProcessFailed as error:
+        console.print(f"[red]sortline-demo:[/red] {error}")
+        return 1
 
 
-def run_demo(settings: DemoSettings, url: str) -> int:
+def run_demo(settings: DemoSettings, url: str, tls: TlsFiles) -> int:
     line = f"demo-{uuid.uuid4().hex[:6]}"
     expected = len([p for p in settings.source.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}])
-    env = {**os.environ, "AMQP_URL": url}
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    channel = connection.channel()
-    declare_exchanges(channel)
-    tap = channel.queue_declare("", exclusive=True).method.queue
-    channel.queue_bind(tap, DECISIONS_EXCHANGE, f"decisions.{line}.#")
-    worker = start_worker(settings, line, env)
-    try:
-        wait_for_consumer(connection, line, worker)
+    worker = WorkerProcess(url, line, settings.model, tls=tls)
+    agent = AgentProcess(
+        url, line, settings.source, "--fps", str(settings.fps), camera_id="demo-cam", tls=tls
+    )
+    with decisions_tap(url, line, tls) as tap, worker:
+        worker.wait_ready(timeout=120)  # the model is loaded and warm
         console.print(
             f"[bold]Sortline demo[/bold]: line [cyan]{line}[/cyan], {expected} images from {settings.source}"
         )
-        agent = subprocess.Popen(agent_command(settings, line), env=env)
-        decisions = watch(connection, channel, tap, expected, settings.timeout_s)
-        agent_rc = agent.wait(timeout=30)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker_rc = worker.wait(timeout=30)
-        channel.queue_delete(frames_queue(line))
-        connection.close()
+        with agent:
+            decisions = watch(tap, expected, settings.timeout_s)
+            agent_rc = agent.wait(timeout=30)
+        worker_rc = worker.stop()
+    delete_line_queue(url, line, tls)
     summarise(decisions, expected)
+    for name, process, code in (("camera-agent", agent, agent_rc), ("classifier-worker", worker, worker_rc)):
+        if code != 0:
+            console.print(f"[red]{name} exited with {code}:[/red]\n{process.output()[-2000:]}")
     return 0 if len(decisions) == expected and agent_rc == 0 and worker_rc == 0 else 1
 
 
-def start_worker(settings: DemoSettings, line: str, env: dict[str, str]) -> subprocess.Popen:
-    command = [sys.executable, "-m", "classifier_worker.cli", "--line-id", line, "--metrics-port", "0",
-               "--log-level", "WARNING"]  # fmt: skip
-    if settings.model:
-        command += ["--model", str(settings.model)]
-    return subprocess.Popen(command, env=env)
-
-
-def agent_command(settings: DemoSettings, line: str) -> list[str]:
-    return [sys.executable, "-m", "camera_agent.cli", "--source", str(settings.source), "--line-id", line,
-            "--camera-id", "demo-cam", "--fps", str(settings.fps), "--metrics-port", "0",
-            "--log-level", "WARNING"]  # fmt: skip
-
-
-def wait_for_consumer(connection, line: str, worker: subprocess.Popen, timeout: float = 60.0) -> None:
-    """The worker declares the line's queue and starts consuming once its model is warm."""
+def watch(tap: Tap, expected: int, timeout: float) -> list[DecisionMessage]:
+    """Print each decision as it arrives, until ``expected`` arrived or ``timeout`` passed."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise SystemExit(f"sortline-demo: the worker exited with code {worker.returncode}")
-        probe = connection.channel()  # a passive declare of a missing queue closes its channel
-        try:
-            if probe.queue_declare(frames_queue(line), passive=True).method.consumer_count:
-                probe.close()
-                return
-            probe.close()
-        except pika.exceptions.ChannelClosedByBroker:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("sortline-demo: the worker did not start consuming in time")
+    while len(tap.received) < expected and time.monotonic() < deadline:
+        seen = len(tap.received)
+        for index in range(seen, tap.poll(0.2)):
+            print_decision(index + 1, tap.received[index].decision())
+    return [received.decision() for received in tap.received]
 
 
-def watch(connection, channel, tap: str, expected: int, timeout: float) -> list[DecisionMessage]:
-    decisions: list[DecisionMessage] = []
-    deadline = time.monotonic() + timeout
-    for _method, _properties, body in channel.consume(tap, auto_ack=True, inactivity_timeout=1.0):
-        if body is not None:
-            decision = DecisionMessage.from_json(body)
-            decisions.append(decision)
-            print_decision(len(decisions), decision)
-        if len(decisions) >= expected or time.monotonic() > deadline:
-            break
-    channel.cancel()
-    return decisions
+def delete_line_queue(url: str, line: str, tls: TlsFiles) -> None:
+    connection = connect(url, tls)
+    try:
+        connection.channel().queue_delete(frames_queue(line))
+    finally:
+        connection.close()
 
 
 def label_of(source: str | None) -> str | None:

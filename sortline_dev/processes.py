@@ -17,6 +17,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from sortline.connection import TlsFiles
+from sortline_dev.broker import process_env
 from sortline_dev.metrics import Scrape, scrape_port
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -64,15 +66,18 @@ class ServiceProcess:
         *,
         metrics_port: int | None = None,
         log_level: str = "WARNING",
+        tls: TlsFiles | None = None,
     ) -> None:
         self.module = module
         self.metrics_port = free_port() if metrics_port is None else metrics_port
         self.command = [sys.executable, "-m", module, *args, "--metrics-port", str(self.metrics_port),
                         "--log-level", log_level]  # fmt: skip
-        self.env = {**os.environ, "AMQP_URL": amqp_url}
+        self.env = process_env(amqp_url, tls)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
+        if self.alive:
+            raise ProcessFailed(f"{self.module} is already running (pid {self.process.pid})")
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(
             self.command, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
@@ -95,6 +100,9 @@ class ServiceProcess:
             raise ProcessFailed(f"{self.module} exited with {code}: {self.output()[-2000:]}")
 
     def output(self) -> str:
+        """What the process wrote to stdout and stderr so far (all of it, once stopped)."""
+        if self._log.closed:
+            return self._final_output
         self._log.flush()
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
@@ -134,6 +142,11 @@ class ServiceProcess:
         self.command[index] = str(self.metrics_port)
         self.start()
 
+    def kill(self) -> int:
+        """SIGKILL, as a crash or the OOM killer would end it."""
+        self.process.kill()
+        return self.process.wait(10)
+
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout``; the exit code (negative: killed by a signal)."""
         if self.process is None:
@@ -146,6 +159,7 @@ class ServiceProcess:
                 self.process.kill()
                 self.process.wait(5)
         if not self._log.closed:
+            self._final_output = self.output()
             self._log.close()
         return self.process.returncode
 
@@ -162,3 +176,19 @@ class WorkerProcess(ServiceProcess):
 
     def wait_ready(self, timeout: float = 120.0, *, ready_metric: str | None = None) -> ServiceProcess:
         return super().wait_ready(timeout, ready_metric=ready_metric or "sortline_model_info")
+
+
+class AgentProcess(ServiceProcess):
+    """``camera-agent`` publishing ``source`` to one line."""
+
+    def __init__(
+        self, amqp_url: str, line_id: str, source: str | Path, *args: str, camera_id: str = "cam-1",
+        **options: object,
+    ) -> None:  # fmt: skip
+        flags = ["--source", str(source), "--line-id", line_id, "--camera-id", camera_id, *args]
+        super().__init__("camera_agent.cli", flags, amqp_url, **options)  # type: ignore[arg-type]
+        self.line_id = line_id
+
+    def wait(self, timeout: float) -> int:
+        """Its exit code, once it has published everything (folder sources end by themselves)."""
+        return self.process.wait(timeout)

@@ -35,7 +35,7 @@ from sortline.messages import (
 )
 from sortline.topology import FRAMES_EXCHANGE, declare_line, frames_routing_key
 from sortline_dev.processes import WorkerProcess
-from tests.broker_tools import dead_letter_tap, decisions_tap
+from sortline_dev.taps import dead_letter_tap, decisions_tap
 from tests.support.amqp_wire import RawProperties, Typed, encode_properties
 
 pytestmark = pytest.mark.broker
@@ -306,7 +306,7 @@ def test_no_envelope_stops_or_misleads_the_worker(amqp_url, line_id, tiny_model_
         decisions_tap(amqp_url, line_id) as decided,
         decisions_tap(amqp_url, other_line) as other_stream,
         dead_letter_tap(amqp_url, line_id) as dead,
-        worker.start(),
+        worker,
     ):
         worker.wait_ready(timeout=60)
 

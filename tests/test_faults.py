@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -18,7 +17,10 @@ import pika
 import pytest
 
 from sortline.topology import frames_queue
-from tests.broker_tools import decisions_tap, frame_headers, publish_raw, running_worker
+from sortline_dev.processes import AgentProcess
+from sortline_dev.publishing import frame_headers, publish_frames
+from sortline_dev.taps import decisions_tap
+from tests.support.workers import running_worker
 from tests.test_worker_broker import jpeg
 
 pytestmark = pytest.mark.broker
@@ -66,18 +68,11 @@ def test_agent_resends_unconfirmed_frames_after_its_connection_is_cut(
     folder.mkdir()
     for index in range(150):
         shutil.copy(sample_images[index % len(sample_images)], folder / f"{index:04d}.jpg")
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "camera_agent.cli", "--source", str(folder), "--line-id", line_id,
-         "--fps", "60", "--metrics-port", "0", "--log-level", "WARNING"],
-        env={**os.environ, "AMQP_URL": amqp_url}, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    with AgentProcess(amqp_url, line_id, folder, "--fps", "60") as agent:
         time.sleep(1.0)
         assert close_connections_named(f"sortline-camera-agent line={line_id}") == 1
         assert agent.wait(timeout=60) == 0
-    finally:
-        agent.kill()
-    assert "lost the broker" in agent.stderr.read()
+    assert "lost the broker" in agent.output()
     seqs = queued_seqs(amqp_url, line_id)
     assert sorted(set(seqs)) == list(range(150))  # nothing lost
     assert len(seqs) - len(set(seqs)) <= 1  # at most the one frame in flight at the cut is sent twice
@@ -86,7 +81,7 @@ def test_agent_resends_unconfirmed_frames_after_its_connection_is_cut(
 @needs_rabbitmqctl
 def test_worker_reconnects_and_every_frame_is_decided(amqp_url, line_id, tiny_model_dir):
     total = 300
-    publish_raw(
+    publish_frames(
         amqp_url, line_id, [(jpeg((0, 90, 0)), frame_headers(line_id, i), "image/jpeg") for i in range(total)]
     )
     with (
@@ -118,13 +113,13 @@ def broker_dead_lettered(rabbitmq_metrics, reason: str) -> float:
 
 def test_a_full_line_queue_drops_its_oldest_frames_to_the_dead_letters(amqp_url, line_id, rabbitmq_metrics):
     from sortline.topology import FRAME_QUEUE_MAX_LENGTH
-    from tests.broker_tools import dead_letter_tap
+    from sortline_dev.taps import dead_letter_tap
 
     extra = 7
     body = jpeg((5, 5, 5))
     counted_before = broker_dead_lettered(rabbitmq_metrics, "maxlen")
     with dead_letter_tap(amqp_url, line_id) as dead:
-        publish_raw(
+        publish_frames(
             amqp_url,
             line_id,
             [(body, frame_headers(line_id, i), "image/jpeg") for i in range(FRAME_QUEUE_MAX_LENGTH + extra)],
@@ -146,13 +141,13 @@ def test_a_full_line_queue_drops_its_oldest_frames_to_the_dead_letters(amqp_url,
 
 def test_frames_expiring_in_the_queue_are_counted_by_the_broker(amqp_url, line_id, rabbitmq_metrics):
     """No worker for the line: frames with a 1 ms expiration die in the queue, where RabbitMQ counts them."""
-    from tests.broker_tools import dead_letter_tap
+    from sortline_dev.taps import dead_letter_tap
 
     count = 20
     counted_before = broker_dead_lettered(rabbitmq_metrics, "expired")
     with dead_letter_tap(amqp_url, line_id) as dead:
         frames = [(jpeg((1, 2, 3)), frame_headers(line_id, i), "image/jpeg") for i in range(count)]
-        publish_raw(amqp_url, line_id, frames, expiration="1")
+        publish_frames(amqp_url, line_id, frames, expiration="1")
         expired = dead.collect(count, timeout=30)
     assert len(expired) == count
     assert all(m.properties.headers["x-death"][0]["reason"] == "expired" for m in expired)
@@ -161,8 +156,8 @@ def test_frames_expiring_in_the_queue_are_counted_by_the_broker(amqp_url, line_i
 
 def test_no_frame_is_decided_after_its_deadline(amqp_url, line_id, tiny_model_dir):
     """A slow worker facing frames with a 150 ms deadline: late ones are dead-lettered, never decided."""
+    from sortline_dev.taps import dead_letter_tap
     from sortline_runtime.model import CascadeModel
-    from tests.broker_tools import dead_letter_tap
     from tests.test_processor import FlakyModel
 
     total, deadline_ms = 40, 150

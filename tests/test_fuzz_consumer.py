@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from sortline.messages import DEAD_LETTER_REASON_HEADER, DeadLetterReason
 from sortline.topology import FRAMES_EXCHANGE, declare_line, frames_routing_key
-from tests.broker_tools import dead_letter_tap, decisions_tap, running_worker
+from sortline_dev.taps import dead_letter_tap, decisions_tap
+from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.broker
 

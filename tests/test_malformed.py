@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from sortline.messages import DEAD_LETTER_REASON_HEADER
-from tests.broker_tools import dead_letter_tap, decisions_tap, frame_headers, publish_raw, running_worker
+from sortline_dev.publishing import frame_headers, publish_frames
+from sortline_dev.taps import dead_letter_tap, decisions_tap
+from tests.support.workers import running_worker
 from tests.test_imaging import claim_size
 
 pytestmark = pytest.mark.broker
@@ -48,7 +50,7 @@ def test_malformed_frames_are_all_dead_lettered_and_valid_ones_all_decided(amqp_
     mixed = [message for pair in zip(good, bad, strict=True) for message in (pair[0], pair[1][:3])]
     oversized = (b"\xff\xd8" + bytes(9 * 1024 * 1024), frame_headers(line_id, 999_999), "image/jpeg")
     with decisions_tap(amqp_url, line_id) as decided, dead_letter_tap(amqp_url, line_id) as dead:
-        publish_raw(amqp_url, line_id, [*mixed, oversized], confirm=False)
+        publish_frames(amqp_url, line_id, [*mixed, oversized], confirm=False)
         with running_worker(amqp_url, line_id, tiny_model_dir, max_batch=16):
             deadline = time.monotonic() + 120
             while len(decided.received) < COUNT or len(dead.received) < COUNT + 1:

@@ -14,7 +14,9 @@ import pytest
 
 from sortline.manifest import ModelIntegrityError
 from sortline.messages import DecisionMessage
-from tests.broker_tools import decisions_tap, frame_headers, publish_raw, running_worker
+from sortline_dev.publishing import frame_headers, publish_frames
+from sortline_dev.taps import decisions_tap
+from tests.support.workers import running_worker
 from tests.tiny_model import write_tiny_model
 from trainer.cli import main as trainer_main
 from trainer.release.promote import announce, install
@@ -47,12 +49,12 @@ def test_a_promoted_model_is_served_from_the_next_batch(amqp_url, line_id, tmp_p
     served = write_tiny_model(tmp_path / "models" / "default", version="tiny-v1")
     candidate = write_tiny_model(tmp_path / "candidate", version="tiny-v2", seed=1)
     with decisions_tap(amqp_url, line_id) as decisions, running_worker(amqp_url, line_id, served) as worker:
-        publish_raw(amqp_url, line_id, [green_frame(line_id, 0)])
+        publish_frames(amqp_url, line_id, [green_frame(line_id, 0)])
         assert versions(decisions.collect(1, timeout=20)) == ["tiny-v1"]
         argv = ["promote", "--model", str(candidate), "--to", str(served), "--amqp-url", amqp_url]
         assert trainer_main(argv) == 0
         wait_for(lambda: reloads(worker, "ok") == 1)
-        publish_raw(amqp_url, line_id, [green_frame(line_id, 1)])
+        publish_frames(amqp_url, line_id, [green_frame(line_id, 1)])
         assert versions(decisions.collect(2, timeout=20)) == ["tiny-v1", "tiny-v2"]
         info = {s.labels["version"]: s.value for s in worker.metrics.model_info.collect()[0].samples}
         assert info == {"tiny-v2": 1.0}  # the old version's series is gone
@@ -67,7 +69,7 @@ def test_a_promotion_that_fails_to_load_keeps_the_old_model(amqp_url, line_id, t
         (served / "model.onnx").write_bytes(b"corrupted after the copy")  # e.g. a bad volume
         announce(amqp_url, manifest)
         wait_for(lambda: reloads(worker, "failed") == 1)
-        publish_raw(amqp_url, line_id, [green_frame(line_id, 0)])
+        publish_frames(amqp_url, line_id, [green_frame(line_id, 0)])
         assert versions(decisions.collect(1, timeout=20)) == ["tiny-v1"]
 
 

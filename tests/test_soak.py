@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -26,6 +24,7 @@ import pytest
 
 from sortline.messages import DEAD_LETTER_REASON_HEADER
 from sortline.topology import DEAD_LETTER_EXCHANGE, DECISIONS_EXCHANGE, declare_exchanges
+from sortline_dev.processes import AgentProcess, WorkerProcess
 from tests.test_faults import RABBITMQCTL
 
 pytestmark = [pytest.mark.broker, pytest.mark.restarts_broker]
@@ -70,14 +69,6 @@ def restart_broker(amqp_url: str) -> None:
     wait_for_broker(amqp_url)
 
 
-def start(module: str, *args: str, amqp_url: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args, "--metrics-port", "0", "--log-level", "WARNING",
-         "--max-retry-seconds", "2"],
-        env={**os.environ, "AMQP_URL": amqp_url},
-    )  # fmt: skip
-
-
 def make_stream(folder: Path, sample_images: list[Path]) -> None:
     """FRAMES images for the agent to replay (bad input is covered by the fuzz and malformed tests)."""
     for index in range(FRAMES):
@@ -100,25 +91,23 @@ def test_frames_survive_a_worker_sigkill_and_a_broker_restart(
     dead_q = durable_tap(channel, f"test.dead.{line_id}", DEAD_LETTER_EXCHANGE, f"frames.{line_id}.#")
     connection.close()
 
-    worker_args = ("--line-id", line_id, "--model", str(tiny_model_dir), "--max-batch", "8")
-    worker_a = start("classifier_worker.cli", *worker_args, amqp_url=amqp_url)
-    agent = start("camera_agent.cli", "--source", str(folder), "--line-id", line_id, "--fps", str(FPS),
-                  amqp_url=amqp_url)  # fmt: skip
+    worker_args = ("--max-batch", "8", "--max-retry-seconds", "2")
+    worker_a = WorkerProcess(amqp_url, line_id, tiny_model_dir, *worker_args).start()
+    agent = AgentProcess(amqp_url, line_id, folder, "--fps", str(FPS), "--max-retry-seconds", "2").start()
+    worker_b = WorkerProcess(amqp_url, line_id, tiny_model_dir, *worker_args)
     stream_seconds = FRAMES / FPS
     try:
         time.sleep(stream_seconds * 0.25)
-        worker_a.send_signal(signal.SIGKILL)
-        worker_a.wait(timeout=10)
-        worker_b = start("classifier_worker.cli", *worker_args, amqp_url=amqp_url)
+        worker_a.kill()
+        worker_b.start()
         time.sleep(stream_seconds * 0.25)
         restart_broker(amqp_url)
-        assert agent.wait(timeout=stream_seconds * 4 + 60) == 0
+        assert agent.wait(timeout=stream_seconds * 4 + 60) == 0, agent.output()[-2000:]
         settled = wait_until_settled(amqp_url, decisions_q, dead_q, timeout=120)
-        worker_b.send_signal(signal.SIGTERM)
-        assert worker_b.wait(timeout=30) == 0
+        assert worker_b.stop() == 0, worker_b.output()[-2000:]
     finally:
-        for process in (agent, worker_a):
-            process.kill()
+        for process in (agent, worker_a, worker_b):
+            process.stop()
     assert settled, "not every frame was settled in time"
     figures = check_outcomes(drain(amqp_url, decisions_q), drain(amqp_url, dead_q))
     if report := os.environ.get("SORTLINE_SOAK_REPORT"):  # figures for docs/reliability.md

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from sortline_dev.processes import free_port
 from tests.finetune_support import SIZE, SPEC, fingerprint, tiny_data, tiny_trainer
 from trainer.data.augment import make_batch
 from trainer.fit import checkpoint
@@ -99,16 +99,10 @@ def test_augmented_batches_have_the_training_size_and_stay_finite() -> None:
     assert np.allclose(plain[0].permute(1, 2, 0).numpy(), expected, atol=1e-5)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_torchrun_two_cpu_processes_train_identical_replicas(tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--nnodes", "1",
-        "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+        "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
         str(ROOT / "tests" / "ddp_worker.py"), str(tmp_path),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import cv2
@@ -14,7 +10,10 @@ import numpy as np
 import pytest
 
 from sortline.messages import DEAD_LETTER_REASON_HEADER, DecisionMessage
-from tests.broker_tools import dead_letter_tap, decisions_tap, frame_headers, publish_raw, running_worker
+from sortline_dev.processes import WorkerProcess
+from sortline_dev.publishing import frame_headers, publish_frames
+from sortline_dev.taps import dead_letter_tap, decisions_tap
+from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.broker
 
@@ -36,7 +35,7 @@ def test_bad_frames_are_dead_lettered_with_reasons_and_valid_neighbours_decided(
     wrong_type = (b"{}", frame_headers(line_id, 101), "application/json")
     messages = [*valid[:3], corrupt, headerless, wrong_type, *valid[3:]]
     with decisions_tap(amqp_url, line_id) as decisions, dead_letter_tap(amqp_url, line_id) as dead:
-        publish_raw(amqp_url, line_id, messages)
+        publish_frames(amqp_url, line_id, messages)
         with running_worker(amqp_url, line_id, tiny_model_dir, max_batch=4, decode=decode) as worker:
             decided = decisions.collect(6, timeout=20)
             dead_letters = dead.collect(3, timeout=10)
@@ -54,7 +53,7 @@ def test_bad_frames_are_dead_lettered_with_reasons_and_valid_neighbours_decided(
 def test_dead_letter_keeps_the_frame_so_it_can_be_replayed(amqp_url, line_id, tiny_model_dir):
     body = jpeg((1, 2, 3))[:100]
     with dead_letter_tap(amqp_url, line_id) as dead:
-        publish_raw(amqp_url, line_id, [(body, frame_headers(line_id, 7, source="x.jpg"), "image/jpeg")])
+        publish_frames(amqp_url, line_id, [(body, frame_headers(line_id, 7, source="x.jpg"), "image/jpeg")])
         with running_worker(amqp_url, line_id, tiny_model_dir):
             (letter,) = dead.collect(1, timeout=10)
     assert letter.body == body
@@ -64,20 +63,12 @@ def test_dead_letter_keeps_the_frame_so_it_can_be_replayed(amqp_url, line_id, ti
 
 def test_sigterm_finishes_in_flight_frames_and_exits_zero(amqp_url, line_id, tiny_model_dir):
     messages = [(jpeg((0, 0, 200)), frame_headers(line_id, i), "image/jpeg") for i in range(40)]
-    with decisions_tap(amqp_url, line_id) as decisions:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "classifier_worker.cli", "--model", str(tiny_model_dir),
-             "--line-id", line_id, "--metrics-port", "0", "--max-batch", "8"],
-            env={**os.environ, "AMQP_URL": amqp_url}, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        try:
-            decisions.collect(1, timeout=5)  # let it start; nothing is queued yet
-            publish_raw(amqp_url, line_id, messages)
-            decisions.collect(1, timeout=20)
-            worker.send_signal(signal.SIGTERM)
-            assert worker.wait(timeout=20) == 0, worker.stderr.read()
-        finally:
-            worker.kill()
+    worker = WorkerProcess(amqp_url, line_id, tiny_model_dir, "--max-batch", "8")
+    with decisions_tap(amqp_url, line_id) as decisions, worker:
+        worker.wait_ready(timeout=60)
+        publish_frames(amqp_url, line_id, messages)
+        decisions.collect(1, timeout=20)
+        assert worker.stop() == 0, worker.output()
         time.sleep(0.5)
         decided_now = len(decisions.settle())
     # Whatever the worker had taken it finished; the rest waits in the queue, none is lost.
@@ -97,7 +88,7 @@ def test_a_poison_frame_is_dead_lettered_after_bounded_deliveries(amqp_url, line
                 (jpeg((255, 255, 255)), frame_headers(line_id, 1), "image/jpeg"),
                 (jpeg((10, 10, 10)), frame_headers(line_id, 2), "image/jpeg")]  # fmt: skip
     with decisions_tap(amqp_url, line_id) as decisions, dead_letter_tap(amqp_url, line_id) as dead:
-        publish_raw(amqp_url, line_id, messages)
+        publish_frames(amqp_url, line_id, messages)
         with running_worker(amqp_url, line_id, tiny_model_dir, model=model):
             (letter,) = dead.collect(1, timeout=20)
             decided = decisions.collect(2, timeout=10)
@@ -130,7 +121,7 @@ def test_a_dead_letter_that_cannot_be_published_goes_to_the_queues_own_dlx(
         dead_letter_tap(amqp_url, line_id) as dead,
         running_worker(amqp_url, line_id, tiny_model_dir) as worker,
     ):
-        publish_raw(amqp_url, line_id, messages)
+        publish_frames(amqp_url, line_id, messages)
         letters = dead.collect(2, timeout=10)
         decided = decisions.collect(1, timeout=10)
         fallbacks = worker.registry.get_sample_value("sortline_worker_dead_letter_fallbacks_total")
