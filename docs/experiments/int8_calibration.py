@@ -32,6 +32,7 @@ from onnxruntime.quantization import CalibrationMethod
 from sortline.labels import MATERIALS, ORGANIC, RECYCLABLE_MATERIALS
 from sortline.manifest import ModelManifest, load_manifest, sha256_of
 from sortline_runtime.model import CascadeModel
+from sortline_runtime.sessions import open_session
 from trainer.evaluation.scoring import ScoredSet, score
 from trainer.pipelines.train import make_splits
 from trainer.release import int8 as quantize
@@ -170,7 +171,7 @@ def main() -> None:
                 results[recipe.name] = {"error": f"{type(error).__name__}: {error}"[:200]}
                 continue
             variant = manifest.model_copy(update={"onnx_file": path.name, "onnx_sha256": sha256_of(path)})
-            int8 = CascadeModel(variant, quantize.session(path))
+            int8 = CascadeModel(variant, open_session(path))
             results[recipe.name] = {
                 part: paired(reference[part], score(int8, getattr(splits, part))) for part in reference
             }
@@ -184,7 +185,7 @@ def main() -> None:
 def _speed(fp32: Path, int8: Path, manifest: ModelManifest) -> dict[str, float]:
     """img/s at batch 8, fp32 and int8 alternated three times; the medians."""
     rates: dict[str, list[float]] = {"fp32": [], "int8": []}
-    sessions = {"fp32": quantize.session(fp32), "int8": quantize.session(int8)}
+    sessions = {"fp32": open_session(fp32), "int8": open_session(int8)}
     for _ in range(3):
         for label, sess in sessions.items():
             rates[label].append(
