@@ -15,7 +15,8 @@ from typing import Any
 import pika
 
 from bench.frames import EncodedFrame
-from sortline.topology import FRAMES_EXCHANGE, declare_line, frames_queue, frames_routing_key
+from sortline import topology
+from sortline.topology import FRAMES_EXCHANGE, declare_line, frames_routing_key
 from sortline_dev.broker import connect as broker_connect
 from sortline_dev.metrics import Scrape
 from sortline_dev.processes import ProcessFailed
@@ -115,7 +116,7 @@ def delete_line(amqp_url: str, line_id: str) -> None:
     except BenchError:
         return
     try:
-        connection.channel().queue_delete(frames_queue(line_id))
+        topology.delete_line(connection.channel(), line_id)
     finally:
         connection.close()
 

@@ -176,8 +176,19 @@ class FrameConsumer:
         self._confirms = ConfirmTracker()
         selected = threading.Event()
         channel._impl.confirm_delivery(self._confirms.on_confirm, callback=lambda _frame: selected.set())
+        channel._impl.add_on_return_callback(self._on_returned)
         while not selected.is_set():
             self._connection.process_data_events(time_limit=POLL_SECONDS)
+
+    def _on_returned(self, _channel, method, properties, _body: bytes) -> None:
+        """A decision no queue took (the line's decisions queue deleted, a binding gone): count it.
+
+        The broker confirms it all the same, so its frame is acked: deciding it again would find
+        no queue either. ``SortlineDecisionsUnroutable`` alerts on the counter.
+        """
+        line = (properties.headers or {}).get("line_id", self.settings.line_id)
+        self.metrics.unroutable.labels(line=str(line)).inc()
+        log.debug("decision %s returned unroutable: %s", properties.message_id, method.reply_text)
 
     def _on_model_event(self, _channel, _method, _properties, body: bytes) -> None:
         self.on_model_event(body)

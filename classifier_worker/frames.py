@@ -67,7 +67,7 @@ def check_frame(delivery: Delivery, policy: FramePolicy, now_ns: int | None = No
     check_origin(delivery.routing_key, headers, policy)
     now_ns = now_ns or time.time_ns()
     check_capture_time(headers.captured_at_ns, policy, now_ns)
-    deadline_ns = frame_deadline_ns(headers.captured_at_ns, delivery.expiration)
+    deadline_ns = frame_deadline_ns(headers, delivery.expiration)
     if deadline_ns is not None and now_ns > deadline_ns:
         raise InvalidFrame(DeadLetterReason.EXPIRED, "frame is past its deadline")
     return Frame(delivery, headers, frame_id(delivery, headers), deadline_ns)
@@ -130,12 +130,20 @@ def frame_id(delivery: Delivery, headers: FrameHeaders) -> str:
     return delivery.message_id
 
 
-def frame_deadline_ns(captured_at_ns: int, expiration: str | None) -> int | None:
-    """The frame's deadline: capture time plus its expiration (ms), as the camera set it."""
+def frame_deadline_ns(headers: FrameHeaders, expiration: str | None) -> int | None:
+    """The instant after which this frame must not be decided.
+
+    The ``deadline_ns`` header when the camera set one (an absolute time, so time spent in the
+    camera's buffer and in the queue counts once). A sender without it gets its ``expiration``
+    (milliseconds) counted from capture: the broker counts it from publication, so this is the
+    earlier of the two and never lets a late frame through.
+    """
+    if headers.deadline_ns is not None:
+        return headers.deadline_ns
     if not expiration:
         return None
     try:
-        return captured_at_ns + int(expiration) * 1_000_000
+        return headers.captured_at_ns + int(expiration) * 1_000_000
     except (TypeError, ValueError):
         raise InvalidFrame(
             DeadLetterReason.INVALID_HEADERS, f"expiration {_shown(expiration)} is not ms"

@@ -80,6 +80,13 @@ class WorkerMetrics:
             "the queue's own dead-letter exchange (they arrive there with RabbitMQ's x-death header).",
             registry=registry,
         )
+        self.unroutable = Counter(
+            "sortline_decisions_unroutable_total",
+            "Decisions the broker returned because no queue is bound for them (published mandatory): "
+            "no ejector bridge ever sees these.",
+            ["line"],
+            registry=registry,
+        )
         self.reconnects = Counter(
             "sortline_worker_reconnects_total",
             "Connections to the broker opened after the first (each one follows a lost connection).",

@@ -29,7 +29,8 @@ def publish_decision(channel: BlockingChannel | Channel, message: DecisionMessag
     """Publish one decision (the caller tracks its confirm).
 
     ``message_id`` is the frame id, so a consumer can drop the duplicate that a redelivered frame
-    may cause; the body says ``redelivered`` when that can be the case.
+    may cause; the body says ``redelivered`` when that can be the case. ``mandatory``: a decision
+    that no queue takes comes back (``basic.return``) to be counted, instead of vanishing.
     """
     channel.basic_publish(
         DECISIONS_EXCHANGE,
@@ -42,6 +43,7 @@ def publish_decision(channel: BlockingChannel | Channel, message: DecisionMessag
             timestamp=int(time.time()),
             headers={"line_id": message.line_id, "camera_id": message.camera_id, "bin": message.bin},
         ),
+        mandatory=True,
     )
 
 

@@ -39,6 +39,10 @@ PIXEL_MAX = 1_000_000
 
 #: A bbox value: x, y, width, height in pixels of the frame the crop came from.
 Pixels = Annotated[int, Field(ge=0, le=PIXEL_MAX)]
+#: A position across the belt, 0 (one edge) to 1 (the other).
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+#: The most views of one item a message may carry.
+MAX_VIEWS = 8
 
 
 class DeadLetterReason(StrEnum):
@@ -89,8 +93,26 @@ class FrameHeaders(BaseModel):
         None, description="x, y, width, height in pixels."
     )
     belt_x: float | None = Field(None, ge=0.0, le=1.0, description="Lateral belt position, 0..1.")
+    belt_span: tuple[Fraction, Fraction] | None = Field(
+        None, description="Lateral extent of the item on the belt, (left, right) in 0..1."
+    )
+    deadline_ns: int | None = Field(
+        None,
+        gt=0,
+        le=INT64_MAX,
+        description="No decision may be published after this instant (epoch ns); set by the camera.",
+    )
+    eject_at_ns: int | None = Field(
+        None, gt=0, le=INT64_MAX, description="When the item reaches the ejector row (epoch ns), items mode."
+    )
+    view_bytes: tuple[Annotated[int, Field(ge=1)], ...] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_VIEWS,
+        description="An item's views: the body is this many encoded images back to back, of these sizes.",
+    )
 
-    @field_validator("captured_at_ns", "seq", mode="before")
+    @field_validator("captured_at_ns", "seq", "deadline_ns", "eject_at_ns", mode="before")
     @classmethod
     def _integers_only(cls, value: Any) -> Any:
         # bool is an int, strings coerce silently, a timestamp decodes to one: a typed header stays typed.
@@ -103,6 +125,13 @@ class FrameHeaders(BaseModel):
     def _relative_path(cls, value: str | None) -> str | None:
         return None if value is None else normalise_relative_path(value)
 
+    @field_validator("belt_span")
+    @classmethod
+    def _ordered_span(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError("left edge right of the right edge")
+        return value
+
     def to_amqp(self) -> dict[str, Any]:
         """Headers table for pika (floats become decimals, absent fields are left out)."""
         table = self.model_dump(exclude_none=True)
@@ -110,6 +139,10 @@ class FrameHeaders(BaseModel):
             table["bbox"] = list(self.bbox)
         if self.belt_x is not None:
             table["belt_x"] = Decimal(f"{self.belt_x:.6f}")
+        if self.belt_span is not None:
+            table["belt_span"] = [Decimal(f"{edge:.6f}") for edge in self.belt_span]
+        if self.view_bytes is not None:
+            table["view_bytes"] = list(self.view_bytes)
         return table
 
     @classmethod
@@ -166,6 +199,12 @@ class DecisionMessage(BaseModel):
     seq: int = Field(ge=0)
     source: str | None = None
     item_id: str | None = None
+    bbox: tuple[int, int, int, int] | None = Field(None, description="The item's box in its frame, pixels.")
+    belt_x: float | None = Field(None, ge=0.0, le=1.0, description="Lateral belt position of its centre.")
+    belt_span: tuple[float, float] | None = Field(None, description="Its lateral extent, (left, right).")
+    views: int = Field(1, ge=1, le=MAX_VIEWS, description="Images of the item the decision combines.")
+    eject_at: str | None = Field(None, description="ISO 8601 UTC time it reaches the ejector row.")
+    eject_at_ns: int | None = Field(None, gt=0, description="The same, epoch nanoseconds.")
     bin: str
     confidence: float = Field(ge=0.0, le=1.0)
     p_organic: float = Field(ge=0.0, le=1.0)

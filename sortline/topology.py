@@ -28,6 +28,12 @@ FRAME_DELIVERY_LIMIT: Final = 5
 FRAME_QUEUE_MAX_LENGTH: Final = 5000
 
 
+#: A line's decisions queue holds at most this many (100 items/s for over 15 minutes); beyond it
+#: the oldest go, dead-lettered with reason ``maxlen`` and counted by the broker: a decision that old
+#: is past its eject time anyway.
+DECISIONS_QUEUE_MAX_LENGTH: Final = 100_000
+
+
 def frames_routing_key(line_id: str, camera_id: str) -> str:
     return f"frames.{line_id}.{camera_id}"
 
@@ -50,6 +56,33 @@ def frames_queue_arguments() -> dict[str, Any]:
         "x-max-length": FRAME_QUEUE_MAX_LENGTH,
         "x-overflow": "drop-head",
     }
+
+
+def decisions_queue(line_id: str) -> str:
+    """A line's decisions, kept for its ejector bridge whether or not one is running."""
+    return f"sortline.decisions.{line_id}"
+
+
+def decisions_queue_arguments() -> dict[str, Any]:
+    """Quorum (replicated), bounded drop-oldest, dead-lettered; one consumer at a time.
+
+    Single active consumer: a second bridge of the line waits as a hot standby and takes over when
+    the first goes away, so two bridges never fire the same valves.
+    """
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-max-length": DECISIONS_QUEUE_MAX_LENGTH,
+        "x-overflow": "drop-head",
+        "x-single-active-consumer": True,
+    }
+
+
+def declare_decisions_queue(channel: BlockingChannel, line_id: str) -> str:
+    queue = decisions_queue(line_id)
+    channel.queue_declare(queue=queue, durable=True, arguments=decisions_queue_arguments())
+    channel.queue_bind(queue=queue, exchange=DECISIONS_EXCHANGE, routing_key=f"decisions.{line_id}.#")
+    return queue
 
 
 def declare_exchanges(channel: BlockingChannel) -> None:
@@ -76,9 +109,16 @@ def declare_model_events_queue(channel: BlockingChannel, worker_id: str) -> str:
 
 
 def declare_line(channel: BlockingChannel, line_id: str) -> str:
-    """Everything one line needs; returns the name of its frames queue."""
+    """Everything one line needs (its frames and its decisions queue); returns the frames queue."""
     declare_exchanges(channel)
     queue = frames_queue(line_id)
     channel.queue_declare(queue=queue, durable=True, arguments=frames_queue_arguments())
     channel.queue_bind(queue=queue, exchange=FRAMES_EXCHANGE, routing_key=frames_routing_key(line_id, "*"))
+    declare_decisions_queue(channel, line_id)
     return queue
+
+
+def delete_line(channel: BlockingChannel, line_id: str) -> None:
+    """Remove a line's queues (what a test, the demo or a benchmark run made), with what they hold."""
+    channel.queue_delete(frames_queue(line_id))
+    channel.queue_delete(decisions_queue(line_id))

@@ -23,7 +23,7 @@ from sortline.connection import TlsFiles
 from sortline.labels import BINS, expected_bin
 from sortline.messages import DecisionMessage
 from sortline.settings import SortlineSettings, parse_cli
-from sortline.topology import frames_queue
+from sortline.topology import delete_line
 from sortline_dev.broker import BrokerUnavailable, connect, provide_broker
 from sortline_dev.processes import AgentProcess, ProcessFailed, WorkerProcess
 from sortline_dev.taps import Tap, decisions_tap
@@ -98,7 +98,7 @@ def watch(tap: Tap, expected: int, timeout: float) -> list[DecisionMessage]:
 def delete_line_queue(url: str, line: str, tls: TlsFiles) -> None:
     connection = connect(url, tls)
     try:
-        connection.channel().queue_delete(frames_queue(line))
+        delete_line(connection.channel(), line)
     finally:
         connection.close()
 

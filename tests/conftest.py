@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pika
 import pytest
 
-from sortline.topology import frames_queue
+from sortline.topology import delete_line
 from sortline_dev.broker import BrokerUnavailable, provide_broker
 from sortline_dev.metrics import Scrape, scrape
 from tests.tiny_model import write_tiny_model
@@ -67,7 +67,7 @@ def line_id(amqp_url: str) -> Iterator[str]:
     yield line
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
-        connection.channel().queue_delete(frames_queue(line))
+        delete_line(connection.channel(), line)
     finally:
         connection.close()
 

@@ -7,11 +7,13 @@ import time
 
 import cv2
 import numpy as np
+import pika
 import pytest
 
 from sortline.messages import DEAD_LETTER_REASON_HEADER, DecisionMessage
+from sortline.topology import FRAMES_EXCHANGE, decisions_queue, frames_routing_key
 from sortline_dev.processes import WorkerProcess
-from sortline_dev.publishing import frame_headers, publish_frames
+from sortline_dev.publishing import frame_headers, frame_properties, publish_frames
 from sortline_dev.taps import dead_letter_tap, decisions_tap
 from tests.support.workers import running_worker
 
@@ -130,3 +132,45 @@ def test_a_dead_letter_that_cannot_be_published_goes_to_the_queues_own_dlx(
     assert by_seq[13]["x-death"][0]["reason"] == "rejected" and DEAD_LETTER_REASON_HEADER not in by_seq[13]
     assert by_seq[14][DEAD_LETTER_REASON_HEADER] == "undecodable-image"
     assert len(decided) == 1 and fallbacks == 1 and reconnects == 0
+
+
+def queue_depth(amqp_url: str, queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
+def test_decisions_wait_in_the_lines_queue_for_a_bridge(amqp_url, line_id, tiny_model_dir):
+    frames = [(jpeg((0, 200, 0)), frame_headers(line_id, seq), "image/jpeg") for seq in range(12)]
+    with running_worker(amqp_url, line_id, tiny_model_dir):
+        publish_frames(amqp_url, line_id, frames)
+        deadline = time.monotonic() + 20
+        while queue_depth(amqp_url, decisions_queue(line_id)) < 12 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert queue_depth(amqp_url, decisions_queue(line_id)) == 12
+
+
+def test_a_decision_no_queue_takes_is_counted_not_lost_silently(amqp_url, line_id, tiny_model_dir):
+    with running_worker(amqp_url, line_id, tiny_model_dir) as worker:
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        channel = connection.channel()
+        channel.queue_delete(decisions_queue(line_id))  # e.g. deleted by hand
+        # Published by hand: publish_frames declares the line again, decisions queue included.
+        properties = frame_properties(frame_headers(line_id, 0))
+        channel.basic_publish(
+            FRAMES_EXCHANGE, frames_routing_key(line_id, "cam-1"), jpeg((0, 200, 0)), properties
+        )
+        connection.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not worker.registry.get_sample_value(
+            "sortline_decisions_unroutable_total", {"line": line_id}
+        ):
+            time.sleep(0.1)
+        unroutable = worker.registry.get_sample_value(
+            "sortline_decisions_unroutable_total", {"line": line_id}
+        )
+        in_flight = worker.registry.get_sample_value("sortline_worker_in_flight_frames")
+    assert unroutable == 1
+    assert in_flight == 0  # the frame was settled all the same
