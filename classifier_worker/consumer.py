@@ -43,7 +43,6 @@ from pika.exceptions import (
 from classifier_worker.acks import AckWindow
 from classifier_worker.batcher import MicroBatcher
 from classifier_worker.confirms import ConfirmTracker
-from classifier_worker.dedup import RecentFrames
 from classifier_worker.frames import Delivery
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.processor import BatchProcessor, Decided, Outcome, Prepared, Rejected, Retry
@@ -52,6 +51,7 @@ from classifier_worker.settings import WorkerSettings
 from sortline import amqp_tables
 from sortline.backoff import backoff_delays
 from sortline.connection import connection_parameters
+from sortline.dedup import RecentFrames
 from sortline.messages import DeadLetterReason
 from sortline.settings import redact_url
 from sortline.topology import declare_line, declare_model_events_queue

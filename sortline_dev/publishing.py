@@ -13,8 +13,15 @@ from typing import Any
 
 import pika
 
-from sortline.messages import FrameHeaders
-from sortline.topology import FRAMES_EXCHANGE, declare_line, frames_routing_key
+from sortline.messages import DecisionMessage, FrameHeaders
+from sortline.topology import (
+    DECISIONS_EXCHANGE,
+    FRAMES_EXCHANGE,
+    decisions_routing_key,
+    declare_exchanges,
+    declare_line,
+    frames_routing_key,
+)
 from sortline_dev.broker import connect
 
 #: (body, headers, content type): one message as a test writes it, headers possibly broken on purpose.
@@ -82,3 +89,20 @@ def publish_frames(
     finally:
         connection.close()
     return ids
+
+
+def publish_decisions(amqp_url: str, decisions: Iterable[DecisionMessage]) -> None:
+    """Publish decisions as a worker does (confirmed, routed by line and bin)."""
+    connection = connect(amqp_url, role="publisher")
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        declare_exchanges(channel)
+        for decision in decisions:
+            properties = pika.BasicProperties(
+                content_type="application/json", message_id=decision.frame_id, delivery_mode=2
+            )
+            key = decisions_routing_key(decision.line_id, decision.bin)
+            channel.basic_publish(DECISIONS_EXCHANGE, key, decision.to_json(), properties)
+    finally:
+        connection.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from classifier_worker.dedup import RecentFrames
+from sortline.dedup import RecentFrames
 
 
 def test_a_repeat_is_caught_in_flight_and_after_settling() -> None:

@@ -1,0 +1,86 @@
+"""``ejector-bridge``: exit codes 0 (stopped cleanly), 2 (bad flags or geometry, refused credentials)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from ejector_bridge.consumer import BrokerRefused, DecisionConsumer
+from ejector_bridge.metrics import BridgeMetrics
+from ejector_bridge.outputs import CsvSchedule, ModbusCoils
+from ejector_bridge.planning import Pulse, Result
+from ejector_bridge.scheduler import CoilOutput, PulseScheduler
+from ejector_bridge.settings import BridgeSettings
+from sortline.settings import configure_logging, parse_cli
+
+log = logging.getLogger("ejector_bridge")
+
+#: On SIGTERM, pulses due within this long are still fired: their items are already on the way.
+DRAIN_SECONDS = 10.0
+
+
+#: How long a thread may hold the GIL before another may run (Python's default: 5 ms). The pulse
+#: thread waiting for its instant must not wait for the consumer's JSON parsing that long.
+SWITCH_INTERVAL_S = 0.0005
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_cli(BridgeSettings, argv, prog="ejector-bridge")
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    configure_logging(settings.log_level)
+    geometry = settings.resolved_geometry()
+    output = open_output(settings)
+    registry = CollectorRegistry()
+    metrics = BridgeMetrics(registry)
+    scheduler = PulseScheduler(output, written_counter(settings, metrics))
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, registry=registry)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    bars = ", ".join(f"{bar.id} ({bar.valves} valves at {bar.distance_m} m: {'/'.join(bar.bins)})"
+                     for bar in geometry.bars)  # fmt: skip
+    log.info("line %s, belt %.2f m/s, bars %s", settings.line_id, geometry.belt_speed_mps, bars)
+    try:
+        DecisionConsumer(settings, geometry, scheduler, metrics, stop).run()
+    except BrokerRefused as error:
+        print(f"ejector-bridge: {error}", file=sys.stderr)
+        return 2
+    finally:
+        scheduler.close(DRAIN_SECONDS)
+    log.info("stopped")
+    return 0
+
+
+def open_output(settings: BridgeSettings) -> CoilOutput:
+    if settings.output == "dry-run":
+        log.info("dry run: writing the schedule to %s", settings.dry_run_csv)
+        return CsvSchedule(settings.dry_run_csv)
+    coils = ModbusCoils(
+        settings.modbus_host, settings.modbus_port, settings.modbus_device_id, settings.modbus_timeout_s
+    )
+    if not coils.connect():  # not fatal: the PLC may come up after us; each write tries again
+        log.warning("PLC at %s not reachable yet; every write will try again", coils.target)
+    return coils
+
+
+def written_counter(settings: BridgeSettings, metrics: BridgeMetrics):
+    def on_written(pulse: Pulse, on: bool, late_ns: int, error: Exception | None) -> None:
+        if error is not None:
+            metrics.ejections.labels(
+                line=settings.line_id, bar=pulse.bar, result=Result.OUTPUT_ERROR.value
+            ).inc()
+            return
+        metrics.coil_writes.labels(bar=pulse.bar, state="on" if on else "off").inc()
+        metrics.lateness.labels(bar=pulse.bar).observe(max(0, late_ns) / 1e9)
+
+    return on_written
+
+
+if __name__ == "__main__":
+    sys.exit(main())
