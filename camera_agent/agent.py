@@ -15,14 +15,13 @@ import uuid
 from dataclasses import dataclass
 
 import cv2
-import numpy as np
 import pika
 
 from camera_agent.buffer import FrameBuffer
 from camera_agent.metrics import AgentMetrics
 from camera_agent.publisher import FramePublisher
 from camera_agent.settings import AgentSettings
-from camera_agent.sources import ImageFolderSource, VideoSource, is_finite
+from camera_agent.sources import CapturedFrame, Source
 from sortline.messages import FrameHeaders
 from sortline.topology import frames_routing_key
 
@@ -61,7 +60,7 @@ class CameraAgent:
     def __init__(
         self,
         settings: AgentSettings,
-        source: ImageFolderSource | VideoSource,
+        source: Source,
         publisher: FramePublisher,
         metrics: AgentMetrics,
         stop: threading.Event,
@@ -77,6 +76,7 @@ class CameraAgent:
         self.buffer: FrameBuffer[EncodedFrame] = FrameBuffer(
             settings.buffer_frames, on_drop=self._dropped_oldest
         )
+        self.source_error: Exception | None = None  # why capturing ended early, if it did
 
     def run(self) -> int:
         """Publish until the source ends (files, folders without --loop) or we are stopped."""
@@ -92,40 +92,47 @@ class CameraAgent:
 
     def _capture_loop(self) -> None:
         pacer = Pacer(self.settings.fps, self.stop)
-        live = not is_finite(self.source)
+        live = self.source.live
         seq = 0
         try:
             while not self.stop.is_set():
-                for frame in self.source.frames():
-                    if self.stop.is_set():
+                frames = self.source.frames()
+                while not self.stop.is_set():
+                    pacer.wait()  # before taking a frame: a live source then hands out its newest
+                    frame = next(frames, None)
+                    if frame is None:
                         break
-                    pacer.wait()
-                    encoded = self._encode(frame.image, frame.source, seq)
+                    encoded = self._encode(frame, seq)
                     if encoded is not None and self.buffer.put(encoded, drop_oldest=live, stop=self.stop):
                         seq += 1
                         self.metrics.buffered.labels(**self._labels).set(len(self.buffer))
-                if not (self.settings.loop and not live):
+                if live or not self.settings.loop:
                     break
+        except Exception as error:  # a lost live source ends the agent (exit 3), after what it buffered
+            self.source_error = error
         finally:
             self.buffer.close()
 
-    def _encode(self, image: np.ndarray | None, source: str | None, seq: int) -> EncodedFrame | None:
+    def _encode(self, frame: CapturedFrame, seq: int) -> EncodedFrame | None:
         self.metrics.captured.labels(**self._labels).inc()
-        if image is None:
+        if frame.image is None:
             self.metrics.dropped.labels(**self._labels, reason="unreadable").inc()
             return None
-        captured_at_ns = time.time_ns()
         with self.metrics.encode_seconds.labels(**self._labels).time():
-            ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality])
+            ok, encoded = cv2.imencode(
+                ".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality]
+            )
         if not ok:
             self.metrics.dropped.labels(**self._labels, reason="encode-failed").inc()
             return None
+        deadline_ms = self.settings.effective_deadline_ms(self.source.live)
         headers = FrameHeaders(
             line_id=self.settings.line_id,
             camera_id=self.settings.camera_id,
             seq=seq,
-            captured_at_ns=captured_at_ns,
-            source=source,
+            captured_at_ns=frame.captured_at_ns,
+            source=frame.source,
+            deadline_ns=frame.captured_at_ns + deadline_ms * 1_000_000 if deadline_ms else None,
         )
         return EncodedFrame(encoded.tobytes(), headers, uuid.uuid4().hex)
 
@@ -146,12 +153,14 @@ class CameraAgent:
             self.published += 1
 
     def _properties(self, frame: EncodedFrame) -> pika.BasicProperties | None:
-        """AMQP properties; None when the frame's deadline passed while it waited for the broker."""
+        """AMQP properties; None when the frame's deadline passed while it waited for the broker.
+
+        The deadline travels as an absolute time (``deadline_ns``), which workers check; the
+        broker's ``expiration`` counts from publication, so it is set to what remains of it now.
+        """
         expiration = None
-        if self.settings.deadline_ms:
-            # The broker counts expiration from enqueueing; the deadline counts from capture.
-            waited_ms = (time.time_ns() - frame.headers.captured_at_ns) // 1_000_000
-            remaining_ms = self.settings.deadline_ms - waited_ms
+        if frame.headers.deadline_ns is not None:
+            remaining_ms = (frame.headers.deadline_ns - time.time_ns()) // 1_000_000
             if remaining_ms <= 0:
                 return None
             expiration = str(remaining_ms)

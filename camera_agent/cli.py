@@ -1,4 +1,5 @@
-"""``camera-agent``: entry point; exit codes 0 (done or stopped), 2 (bad flags, source or credentials)."""
+"""``camera-agent``: exit codes 0 (done or stopped), 2 (bad flags, source or credentials), 3 (a live
+source unreachable for longer than --source-give-up-s)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from camera_agent.agent import CameraAgent
 from camera_agent.metrics import AgentMetrics
 from camera_agent.publisher import BrokerConfigError, FramePublisher
 from camera_agent.settings import AgentSettings
-from camera_agent.sources import SourceError, open_source
+from camera_agent.sources import LiveCounters, SourceError, SourceLost, open_source
 from sortline.settings import configure_logging, parse_cli
 
 log = logging.getLogger("camera_agent")
@@ -23,16 +24,21 @@ log = logging.getLogger("camera_agent")
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_cli(AgentSettings, argv, prog="camera-agent")
     configure_logging(settings.log_level)
+    registry = CollectorRegistry()
+    metrics = AgentMetrics(registry)
+    labels = {"line": settings.line_id, "camera": settings.camera_id}
+    counters = LiveCounters(
+        on_skipped=metrics.skipped.labels(**labels).inc,
+        on_reconnected=metrics.source_reconnects.labels(**labels).inc,
+    )
     try:
-        source = open_source(settings.source)
+        source = open_source(settings.source, settings.source_give_up_s, settings.max_retry_seconds, counters)
     except SourceError as error:
         print(f"camera-agent: {error}", file=sys.stderr)
         return 2
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    registry = CollectorRegistry()
-    metrics = AgentMetrics(registry)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, registry=registry)
     publisher = FramePublisher(
@@ -42,9 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.max_retry_seconds,
         settings.tls_files(),
     )
+    agent = CameraAgent(settings, source, publisher, metrics, stop)
     try:
         publisher.connect()
-        CameraAgent(settings, source, publisher, metrics, stop).run()
+        agent.run()
     except BrokerConfigError as error:
         print(f"camera-agent: {error}", file=sys.stderr)
         return 2
@@ -53,6 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         publisher.close()
         source.close()
+    if isinstance(agent.source_error, SourceLost):
+        print(f"camera-agent: {agent.source_error}; giving up", file=sys.stderr)
+        return 3
+    if agent.source_error is not None:
+        raise agent.source_error
     return 0
 
 

@@ -28,6 +28,19 @@ class AgentMetrics:
             ["line", "camera"],
             registry=registry,
         )
+        self.skipped = Counter(
+            "sortline_camera_frames_skipped_total",
+            "Frames a live camera delivered that a newer one replaced before the agent took them "
+            "(the agent always takes the newest).",
+            ["line", "camera"],
+            registry=registry,
+        )
+        self.source_reconnects = Counter(
+            "sortline_camera_reconnects_total",
+            "Times a camera or stream that stopped delivering frames was opened again.",
+            ["line", "camera"],
+            registry=registry,
+        )
         self.unconfirmed = Gauge(
             "sortline_agent_unconfirmed_frames",
             "Frames published but not yet confirmed by the broker.",

@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from sortline.amqp_tables import RawTimestamp
 from sortline.labels import BINS, MATERIALS
@@ -114,8 +114,10 @@ class FrameHeaders(BaseModel):
 
     @field_validator("captured_at_ns", "seq", "deadline_ns", "eject_at_ns", mode="before")
     @classmethod
-    def _integers_only(cls, value: Any) -> Any:
+    def _integers_only(cls, value: Any, info: ValidationInfo) -> Any:
         # bool is an int, strings coerce silently, a timestamp decodes to one: a typed header stays typed.
+        if value is None and info.field_name in ("deadline_ns", "eject_at_ns"):
+            return value  # optional; a header absent is left out of the table anyway
         if not isinstance(value, int) or isinstance(value, bool | RawTimestamp):
             raise ValueError(f"must be an integer, got {type(value).__name__}")
         return value

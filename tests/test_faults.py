@@ -66,15 +66,19 @@ def test_agent_resends_unconfirmed_frames_after_its_connection_is_cut(
 ):
     folder = tmp_path / "replay"
     folder.mkdir()
-    for index in range(150):
+    frames = 300  # 10 s at 30 fps: time to find the agent's connection with rabbitmqctl (1-2 s a call)
+    for index in range(frames):
         shutil.copy(sample_images[index % len(sample_images)], folder / f"{index:04d}.jpg")
-    with AgentProcess(amqp_url, line_id, folder, "--fps", "60") as agent:
-        time.sleep(1.0)
-        assert close_connections_named(f"sortline-camera-agent line={line_id}") == 1
+    with AgentProcess(amqp_url, line_id, folder, "--fps", "30") as agent:
+        agent.wait_ready(timeout=60)
+        deadline = time.monotonic() + 8
+        while not close_connections_named(f"sortline-camera-agent line={line_id}"):
+            assert time.monotonic() < deadline, "the agent's connection was not found while it published"
+            time.sleep(0.2)
         assert agent.wait(timeout=60) == 0
     assert "lost the broker" in agent.output()
     seqs = queued_seqs(amqp_url, line_id)
-    assert sorted(set(seqs)) == list(range(150))  # nothing lost
+    assert sorted(set(seqs)) == list(range(frames))  # nothing lost
     assert len(seqs) - len(set(seqs)) <= 1  # at most the one frame in flight at the cut is sent twice
 
 

@@ -31,11 +31,15 @@ def amqp_round_trip(table: dict) -> dict:
     item=st.none() | identifiers,
     bbox=st.none() | st.tuples(*[st.integers(min_value=0, max_value=10_000)] * 4),
     belt_x=st.none() | st.floats(min_value=0.0, max_value=1.0),
+    deadline=st.none() | st.integers(min_value=1, max_value=2**63 - 1),
+    views=st.none() | st.lists(st.integers(min_value=1, max_value=10**7), min_size=1, max_size=8),
 )
-def test_frame_headers_survive_the_wire(line, camera, seq, captured, source, item, bbox, belt_x) -> None:
+def test_frame_headers_survive_the_wire(
+    line, camera, seq, captured, source, item, bbox, belt_x, deadline, views
+) -> None:
     headers = FrameHeaders(
-        line_id=line, camera_id=camera, seq=seq, captured_at_ns=captured,
-        source=source, item_id=item, bbox=bbox, belt_x=belt_x,
+        line_id=line, camera_id=camera, seq=seq, captured_at_ns=captured, source=source, item_id=item,
+        bbox=bbox, belt_x=belt_x, deadline_ns=deadline, eject_at_ns=deadline, view_bytes=views,
     )  # fmt: skip
     decoded = FrameHeaders.from_amqp(amqp_round_trip(headers.to_amqp()))
     assert decoded.model_dump(exclude={"belt_x"}) == headers.model_dump(exclude={"belt_x"})
@@ -60,6 +64,10 @@ def valid() -> dict:
         ({**valid(), "line_id": "a.b"}, DeadLetterReason.INVALID_HEADERS, "line_id"),
         ({**valid(), "seq": -1}, DeadLetterReason.INVALID_HEADERS, "seq"),
         ({**valid(), "seq": True}, DeadLetterReason.INVALID_HEADERS, "seq"),
+        ({**valid(), "deadline_ns": 1.5e18}, DeadLetterReason.INVALID_HEADERS, "deadline_ns"),
+        ({**valid(), "belt_span": [0.6, 0.2]}, DeadLetterReason.INVALID_HEADERS, "belt_span"),
+        ({**valid(), "view_bytes": [0]}, DeadLetterReason.INVALID_HEADERS, "view_bytes"),
+        ({**valid(), "view_bytes": [1] * 9}, DeadLetterReason.INVALID_HEADERS, "view_bytes"),
     ],
 )
 def test_bad_headers_name_their_reason(headers, reason, detail) -> None:
