@@ -1,0 +1,263 @@
+"""Frames in, one event per item out: the belt model, blobs, tracks, the trigger line and crops.
+
+Pure computation (no broker, no capture): feed each frame with its index and capture time to
+:meth:`ItemsPipeline.process` and publish the :class:`ItemEvent` values it returns. Items are found
+on the ROI scaled down to ``detect_width`` (cheap enough for one core at 1280x720, 30 fps); boxes
+and crops are in full-frame pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from camera_agent.items.background import BeltBackground
+from camera_agent.items.crops import CropSelector, ItemCrop, sharpness
+from camera_agent.items.detect import clean, find_blobs
+from camera_agent.items.geometry import BeltFrame, Roi
+from camera_agent.items.settings import ItemsSettings
+from camera_agent.items.tracking import BoxTracker, ByteTrackBoxes, TrackedBox
+from camera_agent.items.trigger import crossed, crossing_time_ns
+
+log = logging.getLogger(__name__)
+
+Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ItemEvent:
+    """One item that crossed the trigger line."""
+
+    item_id: str  # unique per pipeline run: "<run prefix>-<n>"
+    track_id: int
+    seq: int  # index of the frame in which its centre was first seen at or past the line
+    captured_at_ns: int  # capture time of that frame
+    crossed_at_ns: int  # interpolated instant the centre reached the line
+    bbox: Box  # in frame ``seq``, frame pixels
+    belt_x: float  # 0..1 across the belt inside the ROI (see geometry: follows the image axis)
+    speed_px_s: float  # along the belt, measured on its track
+    frames_seen: int
+    crops: tuple[ItemCrop, ...]  # up to max_crops best views, best first
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    frames: int = 0  # frames given to process()
+    warmup_frames: int = 0  # of those, spent building the first belt model
+    skipped_frames: int = 0  # frame indices that never arrived (gaps in seq)
+    items: int = 0  # events emitted
+    lost_before_trigger: int = 0  # tracks that ended before reaching the line
+    appeared_past_trigger: int = 0  # tracks first seen already past the line (never counted)
+    suppressed_duplicates: int = 0  # crossings of a second track on an item already counted
+
+
+@dataclass(frozen=True, slots=True)
+class TrackView:
+    """What the annotator draws for a live track."""
+
+    track_id: int
+    item_id: str | None
+    bbox: Box
+
+
+@dataclass(slots=True)
+class _Track:
+    track_id: int
+    first_seq: int
+    first_ns: int
+    first_centre: tuple[float, float]
+    first_along: float
+    crops: CropSelector
+    last_seq: int = -1
+    last_ns: int = 0
+    last_along: float = 0.0
+    last_bbox: Box = (0, 0, 0, 0)
+    frames_seen: int = 0
+    item_id: str | None = None
+
+    def velocity(self, centre: tuple[float, float], now_ns: int) -> tuple[float, float]:
+        seconds = max((now_ns - self.first_ns) / 1e9, 1e-6)
+        return (centre[0] - self.first_centre[0]) / seconds, (centre[1] - self.first_centre[1]) / seconds
+
+
+@dataclass(slots=True)
+class _Emitted:
+    seq: int
+    ns: int
+    bbox: Box
+    velocity: tuple[float, float] = field(default=(0.0, 0.0))
+
+
+class ItemsPipeline:
+    """Turns a camera's frames into item events; one instance per camera, frames in order."""
+
+    def __init__(self, settings: ItemsSettings, fps: float = 30.0, tracker: BoxTracker | None = None,
+                 id_prefix: str | None = None) -> None:  # fmt: skip
+        self.settings = settings
+        self.fps = fps
+        self.stats = PipelineStats()
+        self.tracks: list[TrackView] = []
+        self._tracker = tracker or ByteTrackBoxes(fps, settings.lost_frames)
+        self._prefix = id_prefix or secrets.token_hex(4)
+        self._background = BeltBackground(
+            settings.warmup_frames, settings.learning_rate, settings.threshold, settings.min_contrast
+        )
+        self._live: dict[int, _Track] = {}
+        self._emitted: list[_Emitted] = []
+        self._roi: Roi | None = None
+        self._last_seq: int | None = None
+
+    def process(self, frame: np.ndarray, seq: int, captured_at_ns: int) -> list[ItemEvent]:
+        """Look at one BGR frame; returns the items whose centre crossed the trigger line in it."""
+        roi = self._start(frame)
+        self._count(seq)
+        small = cv2.resize(frame[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w], self._small_size,
+                           interpolation=cv2.INTER_AREA)  # fmt: skip
+        if not self._background.ready:
+            self.stats.warmup_frames += 1
+            self._background.warm_up(small)
+            return []
+        mask = clean(self._background.foreground(small), self._close_px)
+        blobs = find_blobs(mask, self._min_area, self._max_area, self.settings.split_touching)
+        self._background.learn(cv2.dilate(mask, self._grow))
+        boxes = np.array([b.box for b in blobs], np.float32).reshape(-1, 4)
+        tracked = self._tracker.update(boxes, captured_at_ns / 1e9)
+        events = self._observe(frame, cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), seq, captured_at_ns, tracked)
+        self._expire(seq)
+        return events
+
+    def finish(self) -> PipelineStats:
+        """End of the video: close every open track (counting those lost before the line)."""
+        for track in list(self._live.values()):
+            self._close(track)
+        self._live.clear()
+        return self.stats
+
+    def _start(self, frame: np.ndarray) -> Roi:
+        """On the first frame: ROI, detection scale and the pixel sizes that follow from them."""
+        if self._roi is not None:
+            return self._roi
+        if frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"frames must be BGR (H x W x 3), got shape {frame.shape}")
+        roi = self.settings.roi_for(frame.shape[1], frame.shape[0])
+        self._scale = min(1.0, self.settings.detect_width / roi.w)
+        self._small_size = (max(8, round(roi.w * self._scale)), max(8, round(roi.h * self._scale)))
+        small_area = self._small_size[0] * self._small_size[1]
+        self._min_area = max(4, round(self.settings.min_item_area * small_area))
+        self._max_area = round(self.settings.max_item_area * small_area)
+        self._close_px = max(3, round(0.011 * self._small_size[0]))
+        self._grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self._close_px,) * 2)
+        self._belt = BeltFrame(roi, self.settings.direction)
+        self._roi = roi
+        log.info("items: roi %s, detecting at %dx%d", roi, *self._small_size)
+        return roi
+
+    def _count(self, seq: int) -> None:
+        if self._last_seq is not None and seq > self._last_seq + 1:
+            self.stats.skipped_frames += seq - self._last_seq - 1
+        self._last_seq = seq
+        self.stats.frames += 1
+
+    def _to_frame(self, box: tuple[float, float, float, float]) -> Box:
+        assert self._roi is not None
+        x0, y0, x1, y1 = (v / self._scale for v in box)
+        return round(x0) + self._roi.x, round(y0) + self._roi.y, round(x1 - x0), round(y1 - y0)
+
+    def _observe(self, frame: np.ndarray, gray: np.ndarray, seq: int, now_ns: int,
+                 tracked: list[TrackedBox]) -> list[ItemEvent]:  # fmt: skip
+        boxes = [self._to_frame(t.box) for t in tracked]
+        events = []
+        for index, (item, bbox) in enumerate(zip(tracked, boxes, strict=True)):
+            crowded = any(_overlap(bbox, other) for j, other in enumerate(boxes) if j != index)
+            x0, y0, x1, y1 = (max(0, round(v)) for v in item.box)
+            track = self._track(item.track_id, bbox, seq, now_ns)
+            track.crops.offer(frame, seq, bbox, sharpness(gray[y0:y1, x0:x1]), crowded)
+            along = self._belt.along(*_centre(bbox))
+            if (
+                track.frames_seen
+                and track.item_id is None
+                and crossed(track.last_along, along, self.settings.trigger)
+            ):
+                event = self._emit(track, bbox, along, seq, now_ns)
+                if event is not None:
+                    events.append(event)
+            track.last_seq, track.last_ns, track.last_along, track.last_bbox = seq, now_ns, along, bbox
+            track.frames_seen += 1
+        self.tracks = [
+            TrackView(t.track_id, self._live[t.track_id].item_id, b)
+            for t, b in zip(tracked, boxes, strict=True)
+        ]
+        return events
+
+    def _track(self, track_id: int, bbox: Box, seq: int, now_ns: int) -> _Track:
+        track = self._live.get(track_id)
+        if track is None:
+            centre = _centre(bbox)
+            track = _Track(track_id, seq, now_ns, centre, self._belt.along(*centre),
+                           CropSelector(self.settings.max_crops, self.settings.crop_margin))  # fmt: skip
+            self._live[track_id] = track
+        return track
+
+    def _emit(self, track: _Track, bbox: Box, along: float, seq: int, now_ns: int) -> ItemEvent | None:
+        velocity = track.velocity(_centre(bbox), now_ns)
+        if self._already_counted(bbox, now_ns):
+            self.stats.suppressed_duplicates += 1
+            track.item_id = "duplicate"
+            return None
+        self.stats.items += 1
+        track.item_id = f"{self._prefix}-{self.stats.items}"
+        self._emitted.append(_Emitted(seq, now_ns, bbox, velocity))
+        centre = _centre(bbox)
+        speed = float(np.hypot(*velocity))
+        crossed_at = crossing_time_ns(track.last_along, track.last_ns, along, now_ns, self.settings.trigger)
+        return ItemEvent(
+            item_id=track.item_id, track_id=track.track_id, seq=seq, captured_at_ns=now_ns,
+            crossed_at_ns=crossed_at,
+            bbox=bbox, belt_x=round(float(self._belt.across(*centre)), 4), speed_px_s=round(speed, 1),
+            frames_seen=track.frames_seen + 1, crops=track.crops.best(),
+        )  # fmt: skip
+
+    def _already_counted(self, bbox: Box, now_ns: int) -> bool:
+        """A second track crossing where an item was just counted is that item seen again."""
+        horizon_ns = self.settings.lost_frames / self.fps * 1e9
+        self._emitted = [e for e in self._emitted if now_ns - e.ns <= horizon_ns]
+        centre = _centre(bbox)
+        for earlier in self._emitted:
+            seconds = (now_ns - earlier.ns) / 1e9
+            x, y, w, h = earlier.bbox
+            moved = (x + earlier.velocity[0] * seconds, y + earlier.velocity[1] * seconds, w, h)
+            if _inside(centre, moved) and _inside(_centre(moved), bbox):
+                return True
+        return False
+
+    def _expire(self, seq: int) -> None:
+        for track_id in [
+            t for t, track in self._live.items() if seq - track.last_seq > self.settings.lost_frames
+        ]:
+            self._close(self._live.pop(track_id))
+
+    def _close(self, track: _Track) -> None:
+        if track.item_id is not None or track.frames_seen < 2:
+            return
+        if track.first_along >= self.settings.trigger:
+            self.stats.appeared_past_trigger += 1
+        elif track.last_along < self.settings.trigger:
+            self.stats.lost_before_trigger += 1
+
+
+def _centre(bbox: Box) -> tuple[float, float]:
+    x, y, w, h = bbox
+    return x + w / 2, y + h / 2
+
+
+def _inside(point: tuple[float, float], bbox: tuple[float, float, float, float]) -> bool:
+    x, y, w, h = bbox
+    return x <= point[0] <= x + w and y <= point[1] <= y + h
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
