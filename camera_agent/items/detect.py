@@ -2,8 +2,11 @@
 
 Touching items form one blob with a waist. The distance transform of such a blob has one peak
 inside each item and a low saddle between them; peaks joined by a high ridge belong to one item
-(an elongated or bent one). Blobs with two or more separated peaks are cut by the watershed of the
-distance transform, seeded at the peaks (the classic OpenCV recipe), so each item gets its own box.
+(an elongated or bent one). Blobs with two or more separated peaks are divided among the peaks
+(each pixel to the nearest, less that peak's radius: the distance transform's watershed for round
+items), so each item gets its own box. Where the distance transform sees one centre, two
+notches in the outline with a short cut between them (convexity defects) may still separate two
+items pressed together.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-NECK_RATIO = 0.55  # a saddle below this share of the lower peak separates two items
-MIN_PEAK_SHARE = 0.3  # peaks lower than this share of the blob's highest are not items of their own
+DYNAMIC_SHARE = 0.5  # a centre must rise this share of the blob's deepest point above its waist
+MIN_DYNAMIC_PX = 2.0
+NOTCH_DEPTH = 0.18  # a notch at least this deep (share of the blob's square-root area) may be a contact
+MAX_CUT_SHARE = 0.9  # a cut longer than this share of the blob's square-root area is not a contact
+PART_SOLIDITY = 0.85  # each part of a cut blob must be this convex
 SOLID_ENOUGH = 0.92  # blobs this close to their convex hull are a single item: no split attempted
 
 
@@ -65,18 +71,11 @@ def split_touching(component: np.ndarray, min_area: int) -> list[Blob]:
     distance = cv2.distanceTransform(padded, cv2.DIST_L2, 5)
     seeds = separated_peaks(distance)
     if len(seeds) < 2:
-        return []
-    markers = np.zeros(distance.shape, np.int32)
-    for index, seed in enumerate(seeds, start=1):
-        markers[seed] = index
-    markers[padded == 0] = len(seeds) + 1
-    relief = cv2.cvtColor(
-        cv2.normalize(-distance, None, 0, 255, cv2.NORM_MINMAX, cv2.CV_8U), cv2.COLOR_GRAY2BGR
-    )
-    cv2.watershed(relief, markers)
+        return cut_at_notches(component, min_area)
+    owner = nearest_seed(distance, seeds)
     parts = []
     for index in range(1, len(seeds) + 1):
-        part = (markers[1:-1, 1:-1] == index).astype(np.uint8)
+        part = ((owner[1:-1, 1:-1] == index) & (component > 0)).astype(np.uint8)
         area = int(part.sum())
         if area < min_area:
             return []  # a sliver is not an item: keep the blob whole
@@ -85,44 +84,89 @@ def split_touching(component: np.ndarray, min_area: int) -> list[Blob]:
     return parts
 
 
+def nearest_seed(distance: np.ndarray, seeds: list[np.ndarray]) -> np.ndarray:
+    """Label (1..n) of the seed each pixel belongs to: the nearest, less that seed's item radius.
+
+    For roughly round items this is the watershed of the distance transform (the boundary runs
+    through the waist) without its plateau artefacts: OpenCV's watershed floods by colour
+    gradients, which a distance map barely has.
+    """
+    costs = []
+    for seed in seeds:
+        away = cv2.distanceTransform(np.where(seed, 0, 255).astype(np.uint8), cv2.DIST_L2, 5)
+        costs.append(away - float(distance[seed].max()))
+    return np.argmin(np.stack(costs), axis=0) + 1
+
+
+def cut_at_notches(component: np.ndarray, min_area: int) -> list[Blob]:
+    """Two convex items pressed together meet in two notches: cut the blob between them.
+
+    Used where the distance transform finds one centre (items as wide as the contact between
+    them). The cut is kept only if it is short next to the notches' depth and both parts are
+    nearly convex, so one concave item (a crumpled bag) stays whole.
+    """
+    contours, _ = cv2.findContours(component, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contour = max(contours, key=cv2.contourArea)
+    if len(contour) < 8:
+        return []
+    defects = cv2.convexityDefects(contour, cv2.convexHull(contour, returnPoints=False))
+    if defects is None:
+        return []
+    size = np.sqrt(float(component.sum()))
+    notches = [
+        tuple(contour[f][0]) for _, _, f, d in defects.reshape(-1, 4) if d / 256.0 >= NOTCH_DEPTH * size
+    ]
+    best: list[Blob] = []
+    best_cost = np.inf
+    for i in range(len(notches)):
+        for j in range(i + 1, len(notches)):
+            cut = float(np.hypot(notches[i][0] - notches[j][0], notches[i][1] - notches[j][1]))
+            if cut < best_cost and cut <= MAX_CUT_SHARE * size:
+                parts = _cut(component, notches[i], notches[j], min_area)
+                if parts:
+                    best, best_cost = parts, cut
+    return best
+
+
+def _cut(component: np.ndarray, a: tuple[int, int], b: tuple[int, int], min_area: int) -> list[Blob]:
+    """The two parts left by cutting along a-b, if both are large and nearly convex."""
+    cut = component.copy()
+    cv2.line(cut, a, b, 0, 2)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(cut, connectivity=4)
+    big = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= min_area]
+    if len(big) != 2:
+        return []
+    parts = []
+    for i in big:
+        part = (labels == i).astype(np.uint8)
+        contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        hull = cv2.contourArea(cv2.convexHull(contours[0]))
+        if hull == 0 or part.sum() / hull < PART_SOLIDITY:
+            return []
+        x, y, w, h = cv2.boundingRect(part)
+        parts.append(Blob((x, y, x + w, y + h), int(part.sum())))
+    return parts
+
+
 def separated_peaks(distance: np.ndarray) -> list[np.ndarray]:
-    """Seed masks, one per group of distance peaks that no high ridge joins."""
-    top = float(distance.max())
-    size = max(3, int(top) | 1)
-    local_max = distance >= cv2.dilate(distance, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
-    count, labels, _, centres = cv2.connectedComponentsWithStats(
-        (local_max & (distance > MIN_PEAK_SHARE * top)).astype(np.uint8), connectivity=8
-    )
-    peaks = [(centres[i], float(distance[labels == i].max())) for i in range(1, count)]
-    groups = list(range(len(peaks)))
-    for i in range(len(peaks)):
-        for j in range(i + 1, len(peaks)):
-            if _ridge(distance, peaks[i][0], peaks[j][0]) >= NECK_RATIO * min(peaks[i][1], peaks[j][1]):
-                _join(groups, i, j)
-    seeds = []
-    for root in sorted(set(_find(groups, i) for i in range(len(peaks)))):
-        seed = np.zeros(distance.shape, bool)
-        for i in range(len(peaks)):
-            if _find(groups, i) == root:
-                seed |= labels == i + 1
-        seeds.append(seed)
-    return seeds
+    """Seed masks: the distance transform's maxima whose dynamic is at least ``h`` (h-maxima).
+
+    A maximum's dynamic is how far one must descend from it to reach a higher one; touching items
+    have a low saddle (a waist) between their centres, one crumpled item only shallow dips.
+    ``h`` is a share of the blob's deepest point, so the rule does not depend on the scale.
+    """
+    h = max(MIN_DYNAMIC_PX, DYNAMIC_SHARE * float(distance.max()))
+    domes = distance - reconstruct(distance - h, distance)
+    count, labels = cv2.connectedComponents((domes >= h - 1e-3).astype(np.uint8), connectivity=8)
+    return [labels == i for i in range(1, count)]
 
 
-def _ridge(distance: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """Lowest distance value on the straight path between two peaks (the saddle's height)."""
-    steps = max(2, int(np.hypot(*(b - a))) + 1)
-    xs = np.linspace(a[0], b[0], steps).round().astype(int)
-    ys = np.linspace(a[1], b[1], steps).round().astype(int)
-    return float(distance[ys, xs].min())
-
-
-def _find(groups: list[int], i: int) -> int:
-    while groups[i] != i:
-        groups[i] = groups[groups[i]]
-        i = groups[i]
-    return i
-
-
-def _join(groups: list[int], i: int, j: int) -> None:
-    groups[_find(groups, i)] = _find(groups, j)
+def reconstruct(marker: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Grey-level morphological reconstruction by dilation of ``marker`` under ``mask``."""
+    kernel = np.ones((3, 3), np.uint8)
+    marker = np.minimum(marker, mask)
+    while True:
+        grown = np.minimum(cv2.dilate(marker, kernel), mask)
+        if np.array_equal(grown, marker):
+            return grown
+        marker = grown

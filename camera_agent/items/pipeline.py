@@ -26,6 +26,8 @@ from camera_agent.items.trigger import crossed, crossing_time_ns
 log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
+FRAGMENT_SHARE = 0.6  # a new track's box this much inside a live track's box broke off from it
+FRAGMENT_MIN_FRAMES = 6  # ...and counts only once seen in this many frames (one item's blob split briefly)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -64,6 +66,18 @@ class TrackView:
     bbox: Box
 
 
+@dataclass(frozen=True, slots=True)
+class _Crossing:
+    """Where and when a track's centre reached the trigger line, and its observation before."""
+
+    seq: int
+    now_ns: int
+    bbox: Box
+    along: float
+    previous_along: float
+    previous_ns: int
+
+
 @dataclass(slots=True)
 class _Track:
     track_id: int
@@ -78,6 +92,8 @@ class _Track:
     last_bbox: Box = (0, 0, 0, 0)
     frames_seen: int = 0
     item_id: str | None = None
+    parent: int | None = None  # the track this one broke off from, if any
+    crossing: _Crossing | None = None
 
     def velocity(self, centre: tuple[float, float], now_ns: int) -> tuple[float, float]:
         seconds = max((now_ns - self.first_ns) / 1e9, 1e-6)
@@ -179,10 +195,12 @@ class ItemsPipeline:
             along = self._belt.along(*_centre(bbox))
             if (
                 track.frames_seen
-                and track.item_id is None
+                and track.crossing is None
                 and crossed(track.last_along, along, self.settings.trigger)
             ):
-                event = self._emit(track, bbox, along, seq, now_ns)
+                track.crossing = _Crossing(seq, now_ns, bbox, along, track.last_along, track.last_ns)
+            if track.crossing is not None and track.item_id is None and self._may_emit(track, seq):
+                event = self._emit(track, now_ns)
                 if event is not None:
                     events.append(event)
             track.last_seq, track.last_ns, track.last_along, track.last_bbox = seq, now_ns, along, bbox
@@ -199,26 +217,47 @@ class ItemsPipeline:
             centre = _centre(bbox)
             track = _Track(track_id, seq, now_ns, centre, self._belt.along(*centre),
                            CropSelector(self.settings.max_crops, self.settings.crop_margin))  # fmt: skip
+            track.parent = self._parent_of(bbox, seq)
             self._live[track_id] = track
         return track
 
-    def _emit(self, track: _Track, bbox: Box, along: float, seq: int, now_ns: int) -> ItemEvent | None:
-        velocity = track.velocity(_centre(bbox), now_ns)
-        if self._already_counted(bbox, now_ns):
+    def _parent_of(self, bbox: Box, seq: int) -> int | None:
+        """The live track whose last box holds most of a new track's first box: it broke off from it."""
+        for other in self._live.values():
+            if seq - other.last_seq <= 2 and _share_inside(bbox, other.last_bbox) >= FRAGMENT_SHARE:
+                return other.track_id
+        return None
+
+    def _is_fragment(self, track: _Track, seq: int) -> bool:
+        """A piece broken off a live track (a split blob of one item), not an item of its own."""
+        parent = self._live.get(track.parent) if track.parent is not None else None
+        return parent is not None and seq - parent.last_seq <= 2
+
+    def _may_emit(self, track: _Track, seq: int) -> bool:
+        """A track that broke off a live one must first prove itself an item: seen in enough frames."""
+        return not self._is_fragment(track, seq) or track.frames_seen + 1 >= FRAGMENT_MIN_FRAMES
+
+    def _emit(self, track: _Track, now_ns: int) -> ItemEvent | None:
+        """The event of a track's crossing (emitted late if the track had to prove itself first)."""
+        crossing = track.crossing
+        assert crossing is not None
+        centre = _centre(crossing.bbox)
+        velocity = track.velocity(_centre(track.last_bbox), track.last_ns)
+        if self._already_counted(crossing.bbox, crossing.now_ns):
             self.stats.suppressed_duplicates += 1
             track.item_id = "duplicate"
             return None
         self.stats.items += 1
         track.item_id = f"{self._prefix}-{self.stats.items}"
-        self._emitted.append(_Emitted(seq, now_ns, bbox, velocity))
-        centre = _centre(bbox)
-        speed = float(np.hypot(*velocity))
-        crossed_at = crossing_time_ns(track.last_along, track.last_ns, along, now_ns, self.settings.trigger)
+        self._emitted.append(_Emitted(crossing.seq, crossing.now_ns, crossing.bbox, velocity))
+        trigger = self.settings.trigger
         return ItemEvent(
-            item_id=track.item_id, track_id=track.track_id, seq=seq, captured_at_ns=now_ns,
-            crossed_at_ns=crossed_at,
-            bbox=bbox, belt_x=round(float(self._belt.across(*centre)), 4), speed_px_s=round(speed, 1),
-            frames_seen=track.frames_seen + 1, crops=track.crops.best(),
+            item_id=track.item_id, track_id=track.track_id, seq=crossing.seq, captured_at_ns=crossing.now_ns,
+            crossed_at_ns=crossing_time_ns(crossing.previous_along, crossing.previous_ns, crossing.along,
+                                           crossing.now_ns, trigger),
+            bbox=crossing.bbox, belt_x=round(float(self._belt.across(*centre)), 4),
+            speed_px_s=round(float(np.hypot(*velocity)), 1), frames_seen=track.frames_seen + 1,
+            crops=track.crops.best(),
         )  # fmt: skip
 
     def _already_counted(self, bbox: Box, now_ns: int) -> bool:
@@ -243,6 +282,9 @@ class ItemsPipeline:
     def _close(self, track: _Track) -> None:
         if track.item_id is not None or track.frames_seen < 2:
             return
+        if track.crossing is not None:  # a fragment that never proved itself
+            self.stats.suppressed_duplicates += 1
+            return
         if track.first_along >= self.settings.trigger:
             self.stats.appeared_past_trigger += 1
         elif track.last_along < self.settings.trigger:
@@ -257,6 +299,13 @@ def _centre(bbox: Box) -> tuple[float, float]:
 def _inside(point: tuple[float, float], bbox: tuple[float, float, float, float]) -> bool:
     x, y, w, h = bbox
     return x <= point[0] <= x + w and y <= point[1] <= y + h
+
+
+def _share_inside(a: Box, b: Box) -> float:
+    """How much of box ``a``'s area lies inside box ``b``."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(0, w) * max(0, h) / max(1, a[2] * a[3])
 
 
 def _overlap(a: Box, b: Box) -> bool:

@@ -39,7 +39,7 @@ class ItemsSettings(BaseModel):
         "(crops still come from the full frame).",
     )  # fmt: skip
     min_item_area: float = Field(
-        0.002,
+        0.0008,
         gt=0.0,
         lt=1.0,
         description="Smallest item, as a share of the ROI's area (specks below are noise).",

@@ -29,10 +29,12 @@ from camera_agent.items.annotate import draw_items
 from camera_agent.items.geometry import BeltFrame, Direction, Roi
 from camera_agent.items.pipeline import ItemEvent, ItemsPipeline, PipelineStats
 from camera_agent.items.settings import ItemsSettings
-from camera_agent.items.tracking import ByteTrackBoxes
+from camera_agent.items.tracking import BoxTracker, ByteTrackBoxes
 from sortline.settings import SortlineSettings, parse_cli
 from sortline_dev.belt.clip import read_truth
-from sortline_dev.belt.scoring import Observed, score
+from sortline_dev.belt.scoring import Observed, score, within
+
+EDGE_FRAMES = 2  # an item crossing in a clip's last frames may be seen crossing only after the clip ends
 
 
 class EvaluateSettings(BaseSettings):
@@ -91,7 +93,14 @@ def items_settings(settings: EvaluateSettings) -> tuple[ItemsSettings, float]:
     return items, float(clip.get("fps", 0.0))
 
 
-def run_pipeline(video: Path, items: ItemsSettings, fps: float = 0.0, tracker: str = "bytetrack",
+def items_settings_of_clip(video: Path, detect_width: int = 480) -> ItemsSettings:
+    """Pipeline settings for a generated clip: its ROI, direction and trigger from its .clip.json."""
+    clip = clip_geometry(video)
+    return ItemsSettings(direction=clip["direction"], trigger=clip["trigger"], roi=Roi(**clip["roi"]),
+                         detect_width=detect_width)  # fmt: skip
+
+
+def run_pipeline(video: Path, items: ItemsSettings, fps: float = 0.0, tracker: str | BoxTracker = "bytetrack",
                  realtime: bool = False, annotate: Path | None = None) -> RunResult:  # fmt: skip
     """Feed every frame of ``video`` (or, realtime, those a live box would get to) to a pipeline."""
     capture = cv2.VideoCapture(str(video))
@@ -99,7 +108,8 @@ def run_pipeline(video: Path, items: ItemsSettings, fps: float = 0.0, tracker: s
         raise OSError(f"OpenCV cannot open {video}")
     fps = fps or capture.get(cv2.CAP_PROP_FPS) or 30.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    pipeline = ItemsPipeline(items, fps, ByteTrackBoxes(fps, items.lost_frames, tracker), id_prefix="eval")
+    boxes = ByteTrackBoxes(fps, items.lost_frames, tracker) if isinstance(tracker, str) else tracker
+    pipeline = ItemsPipeline(items, fps, boxes, id_prefix="eval")
     result = RunResult([], pipeline.stats)
     writer = None
     clock = 0.0  # virtual wall clock of a live box: when the pipeline is next free
@@ -144,13 +154,17 @@ def _fps(result: RunResult) -> float:
 
 
 def figures(result: RunResult, truth_path: Path, settings: EvaluateSettings) -> dict:
-    truth = read_truth(truth_path)
+    everything = read_truth(truth_path)
     observed = [Observed(e.seq, e.belt_x) for e in result.events]
+    truth, observed = within(
+        everything, observed, result.stats.warmup_frames, result.captured - 1 - EDGE_FRAMES
+    )
     cpu = sorted(result.per_frame_cpu_ms)
     stats, processed = result.stats, max(result.processed, 1)
     return {
         "video": str(settings.video), "tracker": settings.tracker, "detect_width": settings.detect_width,
         "realtime": settings.realtime, "one_core": settings.one_core,
+        "unscored_items": len(everything) - len(truth),
         **score(truth, observed),
         "touching_items": sum(t.touching for t in truth),
         "lost_before_trigger": stats.lost_before_trigger,

@@ -38,6 +38,19 @@ def match(truth: Sequence[TruthItem], events: Sequence[Observed]) -> list[tuple[
     return sorted(pairs)
 
 
+def within(truth: Sequence[TruthItem], events: Sequence[Observed], first: int, last: int
+           ) -> tuple[list[TruthItem], list[Observed]]:  # fmt: skip
+    """The items a pipeline can be asked for (crossing after its warm-up, not in the clip's last
+    frames) and the events that are not about the others."""
+    pairs = dict((ei, ti) for ti, ei in match(truth, events))
+    keep = [first <= t.seq <= last for t in truth]
+    kept_events = [
+        e for ei, e in enumerate(events)
+        if (keep[pairs[ei]] if ei in pairs else first <= e.seq <= last + SEQ_GATE)
+    ]  # fmt: skip
+    return [t for t, k in zip(truth, keep, strict=True) if k], kept_events
+
+
 def score(truth: Sequence[TruthItem], events: Sequence[Observed]) -> dict[str, float | int | None]:
     """Counting figures of one clip (errors over matched pairs)."""
     pairs = match(truth, events)
