@@ -75,7 +75,7 @@ class BeltBackground:
         moving = (unusual > self.threshold**2) & (contrast > self.min_contrast**2)
         ratio = 1.0 + brightness * 3 / np.maximum(expected.sum(axis=2), 1.0)
         dimmed = (ratio > SHADOW_DARKEST) & (ratio < SHADOW_LIGHTEST)
-        shadow = dimmed & (colour < (self.threshold**2) * self.colour_var * gain2)
+        shadow = dimmed & (colour < (self.threshold**2) * self.colour_var * gain2 * ratio**2)
         self._last = (frame, brightness, colour)
         return (moving & ~shadow).astype(np.uint8) * 255
 

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 FRAGMENT_SHARE = 0.6  # a new track's box this much inside a live track's box broke off from it
+DUPLICATE_SHARE = 0.8  # a crossing this much inside a just-counted item's box is a piece of it
 FRAGMENT_MIN_FRAMES = 6  # ...and counts only once seen in this many frames (one item's blob split briefly)
 
 
@@ -95,8 +96,10 @@ class _Track:
     parent: int | None = None  # the track this one broke off from, if any
     crossing: _Crossing | None = None
 
-    def velocity(self, centre: tuple[float, float], now_ns: int) -> tuple[float, float]:
-        seconds = max((now_ns - self.first_ns) / 1e9, 1e-6)
+    def velocity(self) -> tuple[float, float]:
+        """Pixels per second from its first sighting to its last."""
+        seconds = max((self.last_ns - self.first_ns) / 1e9, 1e-6)
+        centre = _centre(self.last_bbox)
         return (centre[0] - self.first_centre[0]) / seconds, (centre[1] - self.first_centre[1]) / seconds
 
 
@@ -242,7 +245,7 @@ class ItemsPipeline:
         crossing = track.crossing
         assert crossing is not None
         centre = _centre(crossing.bbox)
-        velocity = track.velocity(_centre(track.last_bbox), track.last_ns)
+        velocity = track.velocity()
         if self._already_counted(crossing.bbox, crossing.now_ns):
             self.stats.suppressed_duplicates += 1
             track.item_id = "duplicate"
@@ -261,15 +264,16 @@ class ItemsPipeline:
         )  # fmt: skip
 
     def _already_counted(self, bbox: Box, now_ns: int) -> bool:
-        """A second track crossing where an item was just counted is that item seen again."""
+        """A crossing mostly inside the box of an item just counted (moved on at its speed), or
+        holding most of it, is that item seen again: a piece of it, or it after a lost track."""
         horizon_ns = self.settings.lost_frames / self.fps * 1e9
         self._emitted = [e for e in self._emitted if now_ns - e.ns <= horizon_ns]
         centre = _centre(bbox)
         for earlier in self._emitted:
             seconds = (now_ns - earlier.ns) / 1e9
             x, y, w, h = earlier.bbox
-            moved = (x + earlier.velocity[0] * seconds, y + earlier.velocity[1] * seconds, w, h)
-            if _inside(centre, moved) and _inside(_centre(moved), bbox):
+            moved = (round(x + earlier.velocity[0] * seconds), round(y + earlier.velocity[1] * seconds), w, h)
+            if (_inside(centre, moved) and _inside(_centre(moved), bbox)) or _share_inside(bbox, moved) >= DUPLICATE_SHARE:
                 return True
         return False
 

@@ -34,7 +34,7 @@ class ItemsSettings(BaseModel):
         None, description="The belt's region of the frame in pixels; default: the whole frame."
     )
     detect_width: int = Field(
-        480, ge=96, le=3840,
+        320, ge=96, le=3840,
         description="Items are found on the ROI scaled down to at most this many pixels across its width "
         "(crops still come from the full frame).",
     )  # fmt: skip

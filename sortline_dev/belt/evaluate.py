@@ -53,7 +53,7 @@ class EvaluateSettings(BaseSettings):
     roi: str | None = Field(
         None, pattern=r"^\d+,\d+,\d+,\d+$", description="x,y,w,h; default: the clip's, else the frame."
     )
-    detect_width: int = Field(480, ge=96, le=3840, description="Width the ROI is scaled to for detection.")
+    detect_width: int = Field(320, ge=96, le=3840, description="Width the ROI is scaled to for detection.")
     tracker: str = Field("bytetrack", pattern=r"^(bytetrack|sort|ocsort)$", description="Tracker to use.")
     realtime: bool = Field(
         False, description="Drop frames that arrive while busy, as a live camera at the clip's fps would."
@@ -93,7 +93,7 @@ def items_settings(settings: EvaluateSettings) -> tuple[ItemsSettings, float]:
     return items, float(clip.get("fps", 0.0))
 
 
-def items_settings_of_clip(video: Path, detect_width: int = 480) -> ItemsSettings:
+def items_settings_of_clip(video: Path, detect_width: int = 320) -> ItemsSettings:
     """Pipeline settings for a generated clip: its ROI, direction and trigger from its .clip.json."""
     clip = clip_geometry(video)
     return ItemsSettings(direction=clip["direction"], trigger=clip["trigger"], roi=Roi(**clip["roi"]),

@@ -1,0 +1,119 @@
+"""The item pipeline on short generated belt clips (made here, with fixed seeds): count, belt_x, seq."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pytest
+
+from camera_agent.items.pipeline import ItemsPipeline
+from sortline_dev.belt.__main__ import main as generate_main
+from sortline_dev.belt.clip import TruthItem, generate_clip, read_truth
+from sortline_dev.belt.evaluate import RunResult, items_settings_of_clip, run_pipeline
+from sortline_dev.belt.evaluate import main as evaluate_main
+from sortline_dev.belt.scoring import Observed, score, within
+from sortline_dev.belt.settings import BeltClipSettings
+
+SMALL = {"width": 640, "height": 360, "seconds": 7.0, "items_per_second": 2.0}
+
+
+def _clip(folder: Path, name: str, **overrides) -> tuple[BeltClipSettings, list[TruthItem]]:
+    settings = BeltClipSettings(out=folder / f"{name}.mp4", **{**SMALL, **overrides})
+    return settings, generate_clip(settings)
+
+
+def _scored(settings: BeltClipSettings, result: RunResult) -> dict:
+    observed = [Observed(e.seq, e.belt_x) for e in result.events]
+    truth, observed = within(read_truth(settings.truth_path()), observed, result.stats.warmup_frames,
+                             result.captured - 3)  # fmt: skip
+    return score(truth, observed)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("belt")
+
+
+@pytest.mark.parametrize(
+    ("seed", "direction"), [(7, "top-to-bottom"), (8, "right-to-left"), (9, "bottom-to-top")]
+)
+def test_items_apart_are_each_counted_once_where_and_when_they_cross(clips, seed, direction) -> None:
+    settings, truth = _clip(clips, f"apart-{seed}", seed=seed, direction=direction)
+    assert len(truth) >= 6
+    result = run_pipeline(settings.out, items_settings_of_clip(settings.out), settings.fps)
+    figures = _scored(settings, result)
+    assert figures["events"] == figures["truth_items"] == figures["matched"]
+    assert figures["duplicates"] == 0
+    assert figures["belt_x_err_max"] <= 0.03
+    assert figures["seq_err_max"] <= 2
+    ids = [e.item_id for e in result.events]
+    assert len(ids) == len(set(ids))
+    for event in result.events:
+        assert 1 <= len(event.crops) <= 3
+        assert all(c.whole and c.image.size for c in event.crops)
+        assert event.crossed_at_ns <= event.captured_at_ns
+
+
+def test_touching_items_are_counted_without_double_counts(clips) -> None:
+    settings, truth = _clip(clips, "touching", seed=11, touching=0.35)
+    assert sum(t.touching for t in truth) >= 4
+    figures = _scored(
+        settings, run_pipeline(settings.out, items_settings_of_clip(settings.out), settings.fps)
+    )
+    assert figures["duplicates"] == 0
+    assert abs(figures["count_error_pct"]) <= 20  # a floor against regressions; docs/belt.md has the figures
+
+
+@pytest.mark.xfail(
+    reason="touching pairs without a waist or notches stay one blob (docs/belt.md)", strict=False
+)
+def test_touching_items_are_counted_within_two_percent(clips) -> None:
+    settings = BeltClipSettings(out=clips / "touching.mp4", **SMALL, seed=11, touching=0.35)
+    if not settings.out.exists():
+        generate_clip(settings)
+    figures = _scored(
+        settings, run_pipeline(settings.out, items_settings_of_clip(settings.out), settings.fps)
+    )
+    assert abs(figures["count_error_pct"]) <= 2
+
+
+def test_a_busy_camera_box_skipping_every_other_frame_still_counts_each_item(clips) -> None:
+    settings, _ = _clip(clips, "skips", seed=12, seconds=6.0)
+    pipeline = ItemsPipeline(items_settings_of_clip(settings.out), settings.fps, id_prefix="skip")
+    capture = cv2.VideoCapture(str(settings.out))
+    events, seq = [], 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if seq % 2 == 0:
+            events += pipeline.process(frame, seq, round(seq / settings.fps * 1e9))
+        seq += 1
+    stats = pipeline.finish()
+    assert stats.skipped_frames == (seq - 1) // 2
+    result = RunResult(events, stats, captured=seq)
+    figures = _scored(settings, result)
+    assert figures["events"] == figures["truth_items"] == figures["matched"]
+    assert figures["seq_err_max"] <= 2
+
+
+def test_the_clis_generate_and_evaluate_a_clip(tmp_path, capsys) -> None:
+    out = tmp_path / "cli.mp4"
+    args = ["--out", str(out), "--width", "320", "--height", "180", "--seconds", "4", "--seed", "3"]
+    assert generate_main(args) == 0
+    assert out.stat().st_size > 0 and out.with_suffix(".truth.jsonl").exists()
+    assert (
+        evaluate_main([str(out), str(out.with_suffix(".truth.jsonl")), "--annotate", str(tmp_path / "a.mp4")])
+        == 0
+    )
+    report = capsys.readouterr().out.strip().splitlines()[-1]
+    assert '"truth_items"' in report and '"cpu_ms_per_frame"' in report
+    assert (tmp_path / "a.mp4").stat().st_size > 0
+
+
+def test_bad_generator_flags_exit_2_and_say_why(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        generate_main(["--out", str(tmp_path / "x.mp4"), "--min-size", "0.3", "--max-size", "0.2"])
+    assert stop.value.code == 2
+    assert "min-size 0.3 is larger than max-size 0.2" in capsys.readouterr().err
