@@ -3,7 +3,8 @@
 Run once by hand (the result is committed in ``sortline_dev/belt/cutouts/``; nothing reads
 ``/work/shared`` at run time):
 
-    python scripts/make_belt_cutouts.py --data ../shared/datasets/trashnet ../shared/datasets/garbage12
+    PYTHONPATH=. python scripts/make_belt_cutouts.py --data ../shared/datasets/trashnet ../shared/datasets/garbage12 \
+        --skip KEY...   # the exact command, with the keys skipped after looking at the masks: cutouts/README.md
 
 Only images of the trainer's deterministic **validation** split are used (``trainer.dataset.split``
 with the trainer's default fraction 0.15), so a demo or bench clip never shows a training image.
@@ -63,6 +64,7 @@ def segment(image: np.ndarray) -> np.ndarray:
     border = max(2, min(h, w) // 40)
     mask[:border], mask[-border:], mask[:, :border], mask[:, -border:] = (cv2.GC_BGD,) * 4
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut's colour models start from k-means: seeded, the cut-outs repeat exactly
     cv2.grabCut(image, mask, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
     return clean_mask(np.where((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), 255, 0).astype(np.uint8))
 
@@ -134,8 +136,13 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=10, help="cut-outs per class (default 10)")
     parser.add_argument("--long-side", type=int, default=200, help="longest side in px (default 200)")
     parser.add_argument("--skip", nargs="*", default=[], help="source keys to leave out (bad masks seen)")
+    parser.add_argument("--clean", action="store_true", help="remove the class folders first")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if args.clean:
+        for label in CLASSES:
+            for old in (OUT / label).glob("*.png"):
+                old.unlink()
     chosen = build(args.data, args.per_class, args.long_side, set(args.skip))
     manifest = {"val_fraction": VAL_FRACTION, "long_side": args.long_side, "sources": chosen}
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

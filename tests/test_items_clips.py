@@ -7,12 +7,13 @@ from pathlib import Path
 import cv2
 import pytest
 
+from camera_agent.items.evaluate import RunResult, items_settings_of_clip, run_pipeline
+from camera_agent.items.evaluate import main as evaluate_main
 from camera_agent.items.pipeline import ItemsPipeline
+from camera_agent.items.scoring import Observed, score, within
+from sortline.belt import TruthItem, read_truth
 from sortline_dev.belt.__main__ import main as generate_main
-from sortline_dev.belt.clip import TruthItem, generate_clip, read_truth
-from sortline_dev.belt.evaluate import RunResult, items_settings_of_clip, run_pipeline
-from sortline_dev.belt.evaluate import main as evaluate_main
-from sortline_dev.belt.scoring import Observed, score, within
+from sortline_dev.belt.clip import generate_clip
 from sortline_dev.belt.settings import BeltClipSettings
 
 SMALL = {"width": 640, "height": 360, "seconds": 7.0, "items_per_second": 2.0}

@@ -13,10 +13,10 @@ from camera_agent.items.annotate import draw_items, trigger_segment
 from camera_agent.items.background import BeltBackground
 from camera_agent.items.crops import CropSelector
 from camera_agent.items.detect import clean, find_blobs, split_touching
-from camera_agent.items.geometry import BeltFrame, Direction, Roi
 from camera_agent.items.pipeline import ItemsPipeline, TrackView
 from camera_agent.items.settings import GeometryFileError, ItemsSettings, SiteGeometry, load_site_geometry
 from camera_agent.items.trigger import crossed, crossing_time_ns
+from sortline.belt import BeltFrame, Direction, Roi
 from sortline_dev.belt.render import orient, orient_box
 
 ROI = Roi(x=100, y=50, w=400, h=200)

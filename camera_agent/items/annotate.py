@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from camera_agent.items.geometry import BeltFrame
 from camera_agent.items.pipeline import TrackView
+from sortline.belt import BeltFrame
 
 COUNTED = (60, 220, 60)  # BGR: items that crossed the line
 TRACKED = (0, 200, 255)  # items still on their way to it

@@ -32,10 +32,10 @@ class BeltBackground:
     alone would hide in the texture.
     """
 
-    def __init__(
-        self, warmup_frames: int, learning_rate: float, threshold: float, min_contrast: float
-    ) -> None:
+    def __init__(self, warmup_frames: int, learning_rate: float, threshold: float, min_contrast: float,
+                 along_axis: int | None = None) -> None:  # fmt: skip
         self.warmup_frames = warmup_frames
+        self.along_axis = along_axis  # image axis the belt moves along (0: rows, 1: columns)
         self.learning_rate = learning_rate
         self.threshold = threshold
         self.min_contrast = min_contrast
@@ -57,10 +57,20 @@ class BeltBackground:
             stack = np.stack(self._warmup).astype(np.float32)
             self.mean = np.median(stack, axis=0)
             brightness, colour = _split(stack - self.mean)
-            self.brightness_var = np.maximum(np.median(brightness**2, axis=0) * 2.2, MIN_BRIGHTNESS_VAR)
-            self.colour_var = np.maximum(np.median(colour, axis=0) * 1.45, MIN_COLOUR_VAR)
+            self.brightness_var = self._pooled(
+                np.maximum(np.median(brightness**2, axis=0) * 2.2, MIN_BRIGHTNESS_VAR)
+            )
+            self.colour_var = self._pooled(np.maximum(np.median(colour, axis=0) * 1.45, MIN_COLOUR_VAR))
             self._warmup.clear()
         return self.ready
+
+    def _pooled(self, variance: np.ndarray) -> np.ndarray:
+        """A few start-up frames see little of the belt's texture; but every pixel along the
+        direction of travel sees the same belt go by, so each starts from at least the median
+        variance of its line along the belt."""
+        if self.along_axis is None:
+            return variance
+        return np.maximum(variance, np.median(variance, axis=self.along_axis, keepdims=True))
 
     def foreground(self, image: np.ndarray) -> np.ndarray:
         """uint8 mask, 255 where the frame shows something that is neither belt nor shadow."""

@@ -21,6 +21,7 @@ MIN_DYNAMIC_PX = 2.0
 NOTCH_DEPTH = 0.18  # a notch at least this deep (share of the blob's square-root area) may be a contact
 MAX_CUT_SHARE = 0.9  # a cut longer than this share of the blob's square-root area is not a contact
 PART_SOLIDITY = 0.85  # each part of a cut blob must be this convex
+MIN_PART_AREAS = 3.0  # each part of a split blob is at least this many smallest items (no specks)
 SOLID_ENOUGH = 0.92  # blobs this close to their convex hull are a single item: no split attempted
 
 
@@ -53,7 +54,7 @@ def find_blobs(mask: np.ndarray, min_area: int, max_area: int, split: bool) -> l
         if area < min_area or area > max_area:
             continue
         component = (labels[y : y + h, x : x + w] == label).astype(np.uint8)
-        parts = split_touching(component, min_area) if split else []
+        parts = split_touching(component, round(MIN_PART_AREAS * min_area)) if split else []
         if len(parts) < 2:
             blobs.append(Blob((x, y, x + w, y + h), area))
             continue

@@ -18,16 +18,17 @@ import numpy as np
 from camera_agent.items.background import BeltBackground
 from camera_agent.items.crops import CropSelector, ItemCrop, sharpness
 from camera_agent.items.detect import clean, find_blobs
-from camera_agent.items.geometry import BeltFrame, Roi
 from camera_agent.items.settings import ItemsSettings
 from camera_agent.items.tracking import BoxTracker, ByteTrackBoxes, TrackedBox
 from camera_agent.items.trigger import crossed, crossing_time_ns
+from sortline.belt import BeltFrame, Roi
 
 log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 FRAGMENT_SHARE = 0.6  # a new track's box this much inside a live track's box broke off from it
 DUPLICATE_SHARE = 0.8  # a crossing this much inside a just-counted item's box is a piece of it
+MIN_TRAVEL = 0.05  # share of the ROI along the belt a track must have moved before it counts
 FRAGMENT_MIN_FRAMES = 6  # ...and counts only once seen in this many frames (one item's blob split briefly)
 
 
@@ -123,7 +124,11 @@ class ItemsPipeline:
         self._tracker = tracker or ByteTrackBoxes(fps, settings.lost_frames)
         self._prefix = id_prefix or secrets.token_hex(4)
         self._background = BeltBackground(
-            settings.warmup_frames, settings.learning_rate, settings.threshold, settings.min_contrast
+            settings.warmup_frames,
+            settings.learning_rate,
+            settings.threshold,
+            settings.min_contrast,
+            along_axis=0 if settings.direction.vertical else 1,
         )
         self._live: dict[int, _Track] = {}
         self._emitted: list[_Emitted] = []
@@ -202,7 +207,7 @@ class ItemsPipeline:
                 and crossed(track.last_along, along, self.settings.trigger)
             ):
                 track.crossing = _Crossing(seq, now_ns, bbox, along, track.last_along, track.last_ns)
-            if track.crossing is not None and track.item_id is None and self._may_emit(track, seq):
+            if track.crossing is not None and track.item_id is None and self._may_emit(track, seq, along):
                 event = self._emit(track, now_ns)
                 if event is not None:
                     events.append(event)
@@ -236,8 +241,12 @@ class ItemsPipeline:
         parent = self._live.get(track.parent) if track.parent is not None else None
         return parent is not None and seq - parent.last_seq <= 2
 
-    def _may_emit(self, track: _Track, seq: int) -> bool:
-        """A track that broke off a live one must first prove itself an item: seen in enough frames."""
+    def _may_emit(self, track: _Track, seq: int, along: float) -> bool:
+        """Items ride the belt: a track counts once it has moved with it (a ghost of the start-up
+        model or a flickering speck does not), and one that broke off a live track once it has been
+        seen in enough frames to be an item of its own. Until then its crossing waits."""
+        if along - track.first_along < MIN_TRAVEL:
+            return False
         return not self._is_fragment(track, seq) or track.frames_seen + 1 >= FRAGMENT_MIN_FRAMES
 
     def _emit(self, track: _Track, now_ns: int) -> ItemEvent | None:
@@ -273,7 +282,9 @@ class ItemsPipeline:
             seconds = (now_ns - earlier.ns) / 1e9
             x, y, w, h = earlier.bbox
             moved = (round(x + earlier.velocity[0] * seconds), round(y + earlier.velocity[1] * seconds), w, h)
-            if (_inside(centre, moved) and _inside(_centre(moved), bbox)) or _share_inside(bbox, moved) >= DUPLICATE_SHARE:
+            if (_inside(centre, moved) and _inside(_centre(moved), bbox)) or _share_inside(
+                bbox, moved
+            ) >= DUPLICATE_SHARE:
                 return True
         return False
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from camera_agent.items.geometry import Direction, Roi
+from sortline.belt import Direction, Roi
 
 
 class ItemsSettings(BaseModel):

@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from camera_agent.items.geometry import Roi
+from sortline.belt import ClipGeometry, Roi, TruthItem, clip_geometry_path, write_truth
 from sortline_dev.belt.cutouts import load_cutouts
 from sortline_dev.belt.render import BeltRenderer, orient, orient_box
 from sortline_dev.belt.scene import BeltItem, Scene
 from sortline_dev.belt.settings import BeltClipSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class TruthItem:
-    """One item that crossed the trigger line: what the pipeline should report for it."""
-
-    item_id: int
-    label: str
-    cutout: str
-    seq: int  # first frame in which the centre of its box is at or past the trigger line
-    belt_x: float
-    bbox: tuple[int, int, int, int]  # x, y, w, h in frame pixels at that frame
-    touching: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,28 +93,16 @@ def generate_clip(settings: BeltClipSettings) -> list[TruthItem]:
     finally:
         writer.release()
     truth = sorted(recorder.crossed.values(), key=lambda t: (t.seq, t.item_id))
-    write_truth(settings, layout, truth)
+    write_clip_files(settings, layout, truth)
     return truth
 
 
-def write_truth(settings: BeltClipSettings, layout: ClipLayout, truth: list[TruthItem]) -> None:
-    with settings.truth_path().open("w") as out:
-        for item in truth:
-            out.write(json.dumps({**asdict(item), "class": item.label}) + "\n")
-    info = {
-        "video": settings.out.name, "width": settings.width, "height": settings.height, "fps": settings.fps,
-        "frames": settings.frame_count, "direction": settings.direction.value, "trigger": settings.trigger,
-        "roi": layout.roi.model_dump(), "items": len(truth), "settings": settings.model_dump(mode="json"),
-    }  # fmt: skip
-    settings.clip_info_path().write_text(json.dumps(info, indent=2) + "\n")
-
-
-def read_truth(path: Path) -> list[TruthItem]:
-    """Truth JSON lines as written by :func:`write_truth`."""
-    items = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            row.pop("class", None)
-            items.append(TruthItem(**{**row, "bbox": tuple(row["bbox"])}))
-    return items
+def write_clip_files(settings: BeltClipSettings, layout: ClipLayout, truth: list[TruthItem]) -> None:
+    """The truth as JSON lines and the clip's geometry as ``.clip.json`` beside the video."""
+    write_truth(settings.truth_path(), truth)
+    info = ClipGeometry(
+        video=settings.out.name, width=settings.width, height=settings.height, fps=settings.fps,
+        frames=settings.frame_count, direction=settings.direction, trigger=settings.trigger, roi=layout.roi,
+        items=len(truth), settings=settings.model_dump(mode="json"),
+    )  # fmt: skip
+    clip_geometry_path(settings.out).write_text(info.model_dump_json(indent=2) + "\n")

@@ -11,7 +11,7 @@ import math
 import cv2
 import numpy as np
 
-from camera_agent.items.geometry import Direction
+from sortline.belt import Direction
 from sortline_dev.belt.scene import BeltItem, Sprite
 from sortline_dev.belt.settings import BeltClipSettings
 from sortline_dev.belt.texture import belt_texture, rails

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
 
-from camera_agent.items.geometry import Direction
+from sortline.belt import Direction
 from sortline.settings import SortlineSettings
 
 
@@ -74,10 +74,6 @@ class BeltClipSettings(BaseSettings):
 
     def truth_path(self) -> Path:
         return self.truth or self.out.with_suffix(".truth.jsonl")
-
-    def clip_info_path(self) -> Path:
-        """Where the clip's geometry (ROI, trigger, direction, fps) is written beside the video."""
-        return self.out.with_suffix(".clip.json")
 
     @property
     def frame_count(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sortline_dev.belt.clip import TruthItem
+from sortline.belt import TruthItem
 
 SEQ_GATE = 8  # an event more frames than this from an item's crossing is not that item
 BELT_X_GATE = 0.12

@@ -1,4 +1,6 @@
-"""Belt coordinates: which way items travel, the region of interest, and positions along and across it.
+"""Belt geometry shared by the camera agent and the belt generator, and the files of a generated clip.
+
+Which way items travel, the region of interest, and positions along and across it.
 
 Every pixel position is mapped to two numbers inside the ROI: ``along`` (0 at the upstream edge,
 1 at the downstream edge, so the trigger is a single number whatever the direction) and
@@ -10,6 +12,7 @@ an ejector bar's valves map to ``belt_x`` the same way whichever way the belt ru
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -76,3 +79,49 @@ class BeltFrame:
     def along_extent_px(self) -> int:
         """Length of the ROI along the direction of travel, in pixels."""
         return self.roi.h if self.direction.vertical else self.roi.w
+
+
+class TruthItem(BaseModel):
+    """One line of a belt clip's truth: an item that crossed the trigger line, and where and when.
+
+    Written by the generator (``python -m sortline_dev.belt``) and read by the evaluator; ``seq`` is
+    the first frame in which the centre of the item's box is at or past the trigger line.
+    """
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    item_id: int
+    label: str = Field(alias="class")
+    cutout: str
+    seq: int
+    belt_x: float
+    bbox: tuple[int, int, int, int]  # x, y, w, h in frame pixels at frame seq
+    touching: bool = False
+
+
+class ClipGeometry(BaseModel):
+    """A clip's ``.clip.json``: what the pipeline must be told to look at it (and how it was made)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    video: str
+    width: int
+    height: int
+    fps: float
+    frames: int
+    direction: Direction
+    trigger: float
+    roi: Roi
+
+
+def read_truth(path: Path) -> list[TruthItem]:
+    """Truth JSON lines, one item a line."""
+    return [TruthItem.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_truth(path: Path, items: list[TruthItem]) -> None:
+    path.write_text("".join(item.model_dump_json(by_alias=True) + "\n" for item in items))
+
+
+def clip_geometry_path(video: Path) -> Path:
+    return video.with_suffix(".clip.json")

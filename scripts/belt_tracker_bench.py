@@ -1,11 +1,15 @@
-"""``python -m sortline_dev.belt.bench``: measure trackers for the item pipeline on generated clips.
+"""``python scripts/belt_tracker_bench.py``: measure trackers for the item pipeline on generated clips.
 
 Each tracker runs behind the same detector on the same clips, once as detected and once with
 flicker (detections dropped at random, whole frames now and then, as brief occlusion or a blink
 of the detector would), and is scored on count, misses, extra events and its own CPU time per
 frame. Candidates: ByteTrack, SORT and OC-SORT from Roboflow's ``trackers``, and norfair (dev
 measurement only: it pins numpy<2, so it is installed here with ``--no-deps``). Prints a table,
-then JSON. The figures in docs/belt.md come from this command.
+then JSON. The figures in docs/belt.md come from this command. It lives in scripts/ because it
+joins the generator (sortline_dev) and the pipeline (camera_agent), which do not import each other.
+Run it from the repository root with the repository on the path:
+
+    PYTHONPATH=. python scripts/belt_tracker_bench.py --folder runs/belt-bench --seeds 101 102 103
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from camera_agent.items.evaluate import items_settings_of_clip, run_pipeline
+from camera_agent.items.scoring import Observed, score, within
 from camera_agent.items.tracking import BoxTracker, ByteTrackBoxes, TrackedBox
-from sortline_dev.belt.clip import generate_clip, read_truth
-from sortline_dev.belt.evaluate import run_pipeline
-from sortline_dev.belt.scoring import Observed, score, within
+from sortline.belt import read_truth
+from sortline_dev.belt.clip import generate_clip
 from sortline_dev.belt.settings import BeltClipSettings
 
 TRACKERS = ("bytetrack", "sort", "ocsort", "norfair")
@@ -107,10 +112,7 @@ def make_clips(folder: Path, seeds: Sequence[int], width: int, height: int, seco
 
 
 def measure(clip: Clip, tracker: str, flicker: bool) -> dict:
-    from camera_agent.items.settings import ItemsSettings
-    from sortline_dev.belt.evaluate import items_settings_of_clip
-
-    items: ItemsSettings = items_settings_of_clip(clip.settings.out)
+    items = items_settings_of_clip(clip.settings.out)
     fps = clip.settings.fps
     inner: BoxTracker = (
         NorfairBoxes(fps, items.lost_frames)
@@ -148,7 +150,7 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sortline_dev.belt.bench", description=__doc__.split("\n\n")[0]
+        prog="python scripts/belt_tracker_bench.py", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--folder", type=Path, default=Path("runs/belt-bench"), help="where clips are made")
     parser.add_argument("--seeds", type=int, nargs="+", default=[101, 102], help="clip seeds")

@@ -1,4 +1,4 @@
-"""``python -m sortline_dev.belt.evaluate VIDEO TRUTH``: run the item pipeline on a clip and score it.
+"""``python -m camera_agent.items.evaluate VIDEO TRUTH``: run the item pipeline on a clip and score it.
 
 Prints a table and then the figures as JSON: count against the truth, duplicates, misses, belt_x
 and seq errors, frames per second and CPU milliseconds per frame (``time.process_time``), and, with
@@ -26,19 +26,18 @@ from rich.table import Table
 from tqdm import tqdm
 
 from camera_agent.items.annotate import draw_items
-from camera_agent.items.geometry import BeltFrame, Direction, Roi
 from camera_agent.items.pipeline import ItemEvent, ItemsPipeline, PipelineStats
+from camera_agent.items.scoring import Observed, score, within
 from camera_agent.items.settings import ItemsSettings
 from camera_agent.items.tracking import BoxTracker, ByteTrackBoxes
+from sortline.belt import BeltFrame, ClipGeometry, Direction, Roi, clip_geometry_path, read_truth
 from sortline.settings import SortlineSettings, parse_cli
-from sortline_dev.belt.clip import read_truth
-from sortline_dev.belt.scoring import Observed, score, within
 
 EDGE_FRAMES = 2  # an item crossing in a clip's last frames may be seen crossing only after the clip ends
 
 
 class EvaluateSettings(BaseSettings):
-    """python -m sortline_dev.belt.evaluate: run the item pipeline on a video and compare it to its truth."""
+    """python -m camera_agent.items.evaluate: run the item pipeline on a video and compare it to its truth."""
 
     model_config = SortlineSettings.model_config
 
@@ -75,29 +74,32 @@ class RunResult:
     per_frame_cpu_ms: list[float] = field(default_factory=list)
 
 
-def clip_geometry(video: Path) -> dict:
-    info = video.with_suffix(".clip.json")
-    return json.loads(info.read_text()) if info.is_file() else {}
+def clip_geometry(video: Path) -> ClipGeometry | None:
+    """The ``.clip.json`` a generated clip has beside it, if any."""
+    path = clip_geometry_path(video)
+    return ClipGeometry.model_validate_json(path.read_text()) if path.is_file() else None
 
 
 def items_settings(settings: EvaluateSettings) -> tuple[ItemsSettings, float]:
     """Pipeline settings from the flags, falling back to the clip's geometry file."""
     clip = clip_geometry(settings.video)
     roi = Roi(**dict(zip("xywh", map(int, settings.roi.split(",")), strict=True))) if settings.roi else None
-    if roi is None and "roi" in clip:
-        roi = Roi(**clip["roi"])
     items = ItemsSettings(
-        direction=settings.direction or clip.get("direction", Direction.TOP_TO_BOTTOM),
-        trigger=settings.trigger or clip.get("trigger", 0.5), roi=roi, detect_width=settings.detect_width,
+        direction=settings.direction or (clip.direction if clip else Direction.TOP_TO_BOTTOM),
+        trigger=settings.trigger or (clip.trigger if clip else 0.5),
+        roi=roi or (clip.roi if clip else None), detect_width=settings.detect_width,
     )  # fmt: skip
-    return items, float(clip.get("fps", 0.0))
+    return items, clip.fps if clip else 0.0
 
 
 def items_settings_of_clip(video: Path, detect_width: int = 320) -> ItemsSettings:
     """Pipeline settings for a generated clip: its ROI, direction and trigger from its .clip.json."""
     clip = clip_geometry(video)
-    return ItemsSettings(direction=clip["direction"], trigger=clip["trigger"], roi=Roi(**clip["roi"]),
-                         detect_width=detect_width)  # fmt: skip
+    if clip is None:
+        raise ValueError(f"{video} has no {clip_geometry_path(video).name} beside it")
+    return ItemsSettings(
+        direction=clip.direction, trigger=clip.trigger, roi=clip.roi, detect_width=detect_width
+    )
 
 
 def run_pipeline(video: Path, items: ItemsSettings, fps: float = 0.0, tracker: str | BoxTracker = "bytetrack",
@@ -190,7 +192,7 @@ def print_table(report: dict, console: Console) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_cli(EvaluateSettings, argv, prog="python -m sortline_dev.belt.evaluate")
+    settings = parse_cli(EvaluateSettings, argv, prog="python -m camera_agent.items.evaluate")
     if settings.one_core:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
         cv2.setNumThreads(1)
@@ -200,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.video, items, fps, settings.tracker, settings.realtime, settings.annotate
         )
     except (OSError, ValueError) as error:
-        print(f"python -m sortline_dev.belt.evaluate: {error}", file=sys.stderr)
+        print(f"python -m camera_agent.items.evaluate: {error}", file=sys.stderr)
         return 2
     report = figures(result, settings.truth, settings)
     print_table(report, Console(highlight=False))
