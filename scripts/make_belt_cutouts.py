@@ -3,8 +3,10 @@
 Run once by hand (the result is committed in ``sortline_dev/belt/cutouts/``; nothing reads
 ``/work/shared`` at run time):
 
-    PYTHONPATH=. python scripts/make_belt_cutouts.py --data ../shared/datasets/trashnet ../shared/datasets/garbage12 \
-        --skip KEY...   # the exact command, with the keys skipped after looking at the masks: cutouts/README.md
+    PYTHONPATH=. python scripts/make_belt_cutouts.py --clean \
+        --data ../shared/datasets/trashnet ../shared/datasets/garbage12 --skip KEY...
+
+(cutouts/README.md has the exact command, with the keys skipped after looking at the masks).
 
 Only images of the trainer's deterministic **validation** split are used (``trainer.dataset.split``
 with the trainer's default fraction 0.15), so a demo or bench clip never shows a training image.
@@ -27,7 +29,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from trainer.dataset import Sample, scan, split, split_hash
+try:  # the trainer regrouped by job keeps the split in trainer/data/
+    from trainer.data.dataset import Sample, scan, split, split_hash
+except ImportError:
+    from trainer.dataset import Sample, scan, split, split_hash
 
 log = logging.getLogger("make_belt_cutouts")
 

@@ -44,7 +44,9 @@ class EvaluateSettings(BaseSettings):
     video: CliPositionalArg[Path] = Field(description="Video file (e.g. from python -m sortline_dev.belt).")
     truth: CliPositionalArg[Path] = Field(description="Its truth, JSON lines.")
     direction: Direction | None = Field(
-        None, description="Belt direction; default: the clip's .clip.json, else top-to-bottom."
+        None,
+        description="Belt direction (top-to-bottom, bottom-to-top, left-to-right, right-to-left); default: "
+        "the clip's .clip.json, else top-to-bottom.",
     )
     trigger: float | None = Field(
         None, gt=0.0, lt=1.0, description="Trigger line 0..1; default: the clip's, else 0.5."

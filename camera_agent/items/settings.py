@@ -22,7 +22,9 @@ class ItemsSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     direction: Direction = Field(
-        Direction.TOP_TO_BOTTOM, description="Which way the belt moves in the image."
+        Direction.TOP_TO_BOTTOM,
+        description="Which way the belt moves in the image: top-to-bottom, bottom-to-top, left-to-right or "
+        "right-to-left.",
     )
     trigger: float = Field(
         0.5,

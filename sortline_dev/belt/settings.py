@@ -26,7 +26,9 @@ class BeltClipSettings(BaseSettings):
     seconds: float = Field(12.0, gt=0.0, le=600.0, description="Length of the clip in seconds.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed: the same seed gives the same clip.")
     direction: Direction = Field(
-        Direction.TOP_TO_BOTTOM, description="Which way the belt moves in the image."
+        Direction.TOP_TO_BOTTOM,
+        description="Which way the belt moves in the image: top-to-bottom, bottom-to-top, left-to-right or "
+        "right-to-left.",
     )
     trigger: float = Field(
         0.5, gt=0.0, lt=1.0, description="Trigger line along the belt (0 = upstream edge, 1 = downstream)."
