@@ -295,8 +295,12 @@ class ItemsPipeline:
             self._close(self._live.pop(track_id))
 
     def _close(self, track: _Track) -> None:
-        if track.item_id is not None or track.frames_seen < 2:
-            return
+        if (
+            track.item_id is not None
+            or track.frames_seen < 2
+            or track.last_along - track.first_along < MIN_TRAVEL
+        ):
+            return  # counted already, or never an item: seen once, or not moving with the belt
         if track.crossing is not None:  # a fragment that never proved itself
             self.stats.suppressed_duplicates += 1
             return

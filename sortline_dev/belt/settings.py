@@ -33,7 +33,9 @@ class BeltClipSettings(BaseSettings):
     trigger: float = Field(
         0.5, gt=0.0, lt=1.0, description="Trigger line along the belt (0 = upstream edge, 1 = downstream)."
     )
-    items_per_second: float = Field(1.5, gt=0.0, le=20.0, description="Mean rate at which items arrive.")
+    items_per_second: float = Field(
+        1.5, ge=0.0, le=20.0, description="Mean rate at which items arrive (0: an empty belt)."
+    )
     touching: float = Field(
         0.0, ge=0.0, le=1.0, description="Share of arrivals that come as a pair of touching items."
     )
