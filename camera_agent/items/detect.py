@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-DYNAMIC_SHARE = 0.5  # a centre must rise this share of the blob's deepest point above its waist
+DYNAMIC_SHARE = 0.5  # a centre must rise this share of its own height above the waist to a higher one
 MIN_DYNAMIC_PX = 2.0
 NOTCH_DEPTH = 0.18  # a notch at least this deep (share of the blob's square-root area) may be a contact
 MAX_CUT_SHARE = 0.9  # a cut longer than this share of the blob's square-root area is not a contact
@@ -150,16 +150,23 @@ def _cut(component: np.ndarray, a: tuple[int, int], b: tuple[int, int], min_area
 
 
 def separated_peaks(distance: np.ndarray) -> list[np.ndarray]:
-    """Seed masks: the distance transform's maxima whose dynamic is at least ``h`` (h-maxima).
+    """Seed masks: the distance transform's maxima that rise well above the waist to any higher one.
 
     A maximum's dynamic is how far one must descend from it to reach a higher one; touching items
-    have a low saddle (a waist) between their centres, one crumpled item only shallow dips.
-    ``h`` is a share of the blob's deepest point, so the rule does not depend on the scale.
+    have a low saddle (a waist) between their centres, one crumpled item only shallow dips. A
+    maximum is a centre of its own when its dynamic is at least ``DYNAMIC_SHARE`` of its own
+    height (its item's radius), so a small item beside a large one counts as much as two equal ones.
     """
-    h = max(MIN_DYNAMIC_PX, DYNAMIC_SHARE * float(distance.max()))
-    domes = distance - reconstruct(distance - h, distance)
-    count, labels = cv2.connectedComponents((domes >= h - 1e-3).astype(np.uint8), connectivity=8)
-    return [labels == i for i in range(1, count)]
+    low = distance - reconstruct(distance - MIN_DYNAMIC_PX, distance)
+    count, labels = cv2.connectedComponents((low >= MIN_DYNAMIC_PX - 1e-3).astype(np.uint8), connectivity=8)
+    seeds = []
+    for i in range(1, count):
+        peak = labels == i
+        h = max(MIN_DYNAMIC_PX, DYNAMIC_SHARE * float(distance[peak].max()))
+        domes = distance - reconstruct(distance - h, distance)
+        if float(domes[peak].max()) >= h - 1e-3:
+            seeds.append(peak)
+    return seeds
 
 
 def reconstruct(marker: np.ndarray, mask: np.ndarray) -> np.ndarray:
