@@ -179,6 +179,10 @@ def test_settings_are_validated_with_clear_errors() -> None:
         ItemsSettings(roi=Roi(x=600, y=0, w=100, h=100)).roi_for(640, 360)
     with pytest.raises(ValueError, match="BGR"):
         ItemsPipeline(ItemsSettings()).process(np.zeros((10, 10), np.uint8), 0, 0)
+    pipeline = ItemsPipeline(ItemsSettings())
+    pipeline.process(_belt(0), 0, 0)
+    with pytest.raises(ValueError, match="frame size changed from 160x90 to 80x90"):
+        pipeline.process(_belt(1)[:, :80], 1, 1)
 
 
 @pytest.mark.parametrize(

@@ -164,6 +164,10 @@ class ItemsPipeline:
     def _start(self, frame: np.ndarray) -> Roi:
         """On the first frame: ROI, detection scale and the pixel sizes that follow from them."""
         if self._roi is not None:
+            if frame.shape[:2] != self._frame_shape:
+                h, w = self._frame_shape
+                raise ValueError(f"frame size changed from {w}x{h} to {frame.shape[1]}x{frame.shape[0]}: "
+                                 "start a new ItemsPipeline for the new stream")  # fmt: skip
             return self._roi
         if frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"frames must be BGR (H x W x 3), got shape {frame.shape}")
@@ -177,6 +181,7 @@ class ItemsPipeline:
         self._grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self._close_px,) * 2)
         self._belt = BeltFrame(roi, self.settings.direction)
         self._roi = roi
+        self._frame_shape = frame.shape[:2]
         log.info("items: roi %s, detecting at %dx%d", roi, *self._small_size)
         return roi
 
