@@ -30,7 +30,7 @@ from camera_agent.items.pipeline import ItemEvent, ItemsPipeline, PipelineStats
 from camera_agent.items.scoring import Observed, score, within
 from camera_agent.items.settings import ItemsSettings
 from camera_agent.items.tracking import BoxTracker, ByteTrackBoxes
-from sortline.belt import BeltFrame, ClipGeometry, Direction, Roi, clip_geometry_path, read_truth
+from sortline.belt import BeltFrame, ClipGeometry, Direction, Roi, TruthItem, clip_geometry_path, read_truth
 from sortline.settings import SortlineSettings, parse_cli
 
 EDGE_FRAMES = 2  # an item crossing in a clip's last frames may be seen crossing only after the clip ends
@@ -157,8 +157,7 @@ def _fps(result: RunResult) -> float:
     return result.processed / result.wall_s if result.wall_s else 0.0
 
 
-def figures(result: RunResult, truth_path: Path, settings: EvaluateSettings) -> dict:
-    everything = read_truth(truth_path)
+def figures(result: RunResult, everything: list[TruthItem], settings: EvaluateSettings) -> dict:
     observed = [Observed(e.seq, e.belt_x) for e in result.events]
     truth, observed = within(
         everything, observed, result.stats.warmup_frames, result.captured - 1 - EDGE_FRAMES
@@ -199,14 +198,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
         cv2.setNumThreads(1)
     try:
+        truth = read_truth(settings.truth)  # a bad truth file fails before the long run, not after
         items, fps = items_settings(settings)
         result = run_pipeline(
             settings.video, items, fps, settings.tracker, settings.realtime, settings.annotate
         )
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError) as error:  # pydantic's ValidationError is a ValueError
         print(f"python -m camera_agent.items.evaluate: {error}", file=sys.stderr)
         return 2
-    report = figures(result, settings.truth, settings)
+    report = figures(result, truth, settings)
     print_table(report, Console(highlight=False))
     print(json.dumps(report))
     if settings.json_out:
