@@ -20,12 +20,19 @@ help:
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
+# `trackers` (items mode's ByteTrack) declares the GUI build of OpenCV, which would overwrite the
+# headless one it runs on: it is installed on its own, without its declared dependencies (the
+# `items` extra holds what it imports).
+TRACKERS := $(PIP) --no-deps trackers
+
 $(DEMO_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(PIP) -e '.[camera,worker,dev]'
+	$(PIP) -e '.[camera,items,worker,ejector,dev]'
+	$(TRACKERS)
 	touch $@
 
 $(ALL_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
 	$(PIP) -e '.[all]'
+	$(TRACKERS)
 	touch $@ $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)
