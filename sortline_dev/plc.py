@@ -1,7 +1,8 @@
-"""A real Modbus/TCP server (pymodbus's own) that records every coil write with the time it arrived.
+"""A PLC for tests and the benchmark: pymodbus's own Modbus/TCP server, recording every coil write
+with the time it arrived.
 
-It runs in a process of its own (``python -m tests.support.modbus``), so that what it measures is
-the bridge's timing, not how long the test process kept it from the interpreter lock.
+It runs in a process of its own (``python -m sortline_dev.plc``), so that what it measures is the
+bridge's timing, not how long the process that started it kept it from the interpreter lock.
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ class RecordingPlc:
         command = [
             sys.executable,
             "-m",
-            "tests.support.modbus",
+            "sortline_dev.plc",
             str(self.port),
             str(self.log),
             str(self.coils),
         ]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        assert self._process.stdout.readline().strip() == "serving", "the Modbus server did not start"
+        if self._process.stdout.readline().strip() != "serving":
+            raise RuntimeError("the Modbus server did not start")
         return self
 
     def __exit__(self, *_exc: object) -> None:
