@@ -19,6 +19,7 @@ from classifier_worker.decisions import build_decision
 from classifier_worker.frames import Delivery, Frame, FramePolicy, check_frame
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.settings import WorkerSettings
+from classifier_worker.views import combine_views, split_views
 from sortline.messages import DeadLetterReason, DecisionMessage, InvalidFrame
 from sortline_runtime.imaging import (
     check_encoded,
@@ -64,8 +65,11 @@ class Retry:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
+    """A checked frame (or item) and its views, decoded unless the batch is decoded on the device."""
+
     frame: Frame
-    pixels: np.ndarray | None  # model-sized RGB uint8; None when the batch is decoded on the device
+    views: tuple[bytes, ...]  # the encoded images: one for a frame, up to K for an item
+    pixels: tuple[np.ndarray, ...] | None  # model-sized RGB uint8 per view; None: decoded on the device
 
 
 Outcome = Decided | Rejected | Retry
@@ -158,22 +162,24 @@ class BatchProcessor:
         settings = self.settings
         try:
             frame = check_frame(delivery, self.policy)
+            views = tuple(split_views(delivery.body, frame.headers.view_bytes))
             model, decoder = self._serving
             if decoder is not None:  # header checks here, pixels on the device later (full size)
-                check_encoded(
-                    delivery.body,
-                    max_pixels=settings.max_pixels,
-                    max_decoded_bytes=settings.max_decoded_bytes,
-                )
-                return Prepared(frame, None)
+                for view in views:
+                    check_encoded(
+                        view, max_pixels=settings.max_pixels, max_decoded_bytes=settings.max_decoded_bytes
+                    )
+                return Prepared(frame, views, None)
             spec = model.manifest.input
-            image = decode_frame(
-                delivery.body,
-                target_size=spec.size,
-                max_pixels=settings.max_pixels,
-                max_decoded_bytes=settings.max_decoded_bytes,
-            )
-            return Prepared(frame, resize_for_model(image, spec))
+            pixels = tuple(
+                resize_for_model(
+                    decode_frame(view, target_size=spec.size, max_pixels=settings.max_pixels,
+                                 max_decoded_bytes=settings.max_decoded_bytes),
+                    spec,
+                )
+                for view in views
+            )  # fmt: skip
+            return Prepared(frame, views, pixels)
         except InvalidFrame as error:
             return Rejected(delivery, error.reason, error.detail)
         except Exception as error:  # a decoder bug must cost one frame, not the worker
@@ -199,15 +205,16 @@ class BatchProcessor:
         model, decoder = self._serving  # read once: a hot reload swaps them between batches
         outcomes: dict[int, Outcome] = {}
         if decoder is None:
-            batch = to_model_input([item.pixels for item in ready], model.manifest.input)
-            prediction = model.predict(batch)
+            batch = to_model_input([view for item in ready for view in item.pixels], model.manifest.input)
+            prediction, counts = model.predict(batch), [len(item.pixels) for item in ready]
         else:
-            ready, prediction = self._predict_on_device(model, decoder, ready, outcomes)
+            ready, prediction, counts = self._predict_on_device(model, decoder, ready, outcomes)
             if not ready:
                 return outcomes
+        prediction = combine_views(prediction, counts, self.settings.view_combination)
         decisions = model.decide(prediction)
         self.metrics.stage_seconds.labels(stage="inference").observe(time.perf_counter() - started)
-        self.metrics.batch_size.observe(len(ready))
+        self.metrics.batch_size.observe(sum(counts))
         now_ns = time.time_ns()
         for item, decision, p, probs in zip(
             ready, decisions, prediction.p_organic, prediction.material_probs, strict=True
@@ -225,14 +232,23 @@ class BatchProcessor:
     @staticmethod
     def _predict_on_device(
         model: CascadeModel, decoder: DeviceDecoder, ready: list[Prepared], outcomes: dict[int, Outcome]
-    ) -> tuple[list[Prepared], Prediction | None]:
-        """Decode the batch on the device; frames it cannot decode become dead letters in ``outcomes``."""
-        batch = decoder.batch([item.frame.delivery.body for item in ready])
-        for index, detail in batch.failed.items():
-            item = ready[index]
-            outcomes[id(item)] = Rejected(item.frame.delivery, DeadLetterReason.UNDECODABLE_IMAGE, detail)
-        decoded = [ready[index] for index in batch.decoded]
-        return decoded, (model.predict_on_device(batch.tensor) if decoded else None)
+    ) -> tuple[list[Prepared], Prediction | None, list[int]]:
+        """Decode the batch's views on the device; an item with a view that does not decode is a
+        dead letter (whole, to be replayed), as it is when decoded on the CPU."""
+        owners = [index for index, item in enumerate(ready) for _ in item.views]
+        batch = decoder.batch([view for item in ready for view in item.views])
+        broken = {owners[row]: detail for row, detail in batch.failed.items()}
+        for index, detail in broken.items():
+            outcomes[id(ready[index])] = Rejected(
+                ready[index].frame.delivery, DeadLetterReason.UNDECODABLE_IMAGE, detail
+            )
+        kept = [index for index in range(len(ready)) if index not in broken]
+        if not kept:
+            return [], None, []
+        rows = [position for position, row in enumerate(batch.decoded) if owners[row] not in broken]
+        tensor = batch.tensor if len(rows) == len(batch.decoded) else batch.tensor[rows]
+        counts = [len(ready[index].views) for index in kept]
+        return [ready[index] for index in kept], model.predict_on_device(tensor), counts
 
     def _infer_one_by_one(self, ready: list[Prepared]) -> dict[int, Outcome]:
         """Isolate the frame that breaks inference so that its neighbours are still decided."""

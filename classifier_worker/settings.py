@@ -114,4 +114,10 @@ class WorkerSettings(SortlineSettings):
         "flight is acked and counted, not decided again (a camera re-sending after a lost confirm). "
         "0 turns it off.",
     )
+    view_combination: Literal["mean", "log-mean"] = Field(
+        "mean",
+        description="How an item's views (items mode: up to K crops in one message) are combined before the "
+        "cascade's thresholds: mean of probabilities, or log-mean (geometric). docs/belt.md has the "
+        "measurement.",
+    )
     metrics_port: int = Field(9102, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
