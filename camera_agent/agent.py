@@ -11,19 +11,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cv2
 import pika
 
 from camera_agent.buffer import FrameBuffer
+from camera_agent.encoding import EncodedFrame, FrameEncoder, ItemEncoder
 from camera_agent.metrics import AgentMetrics
 from camera_agent.publisher import FramePublisher
 from camera_agent.settings import AgentSettings
 from camera_agent.sources import CapturedFrame, Source
-from sortline.messages import FrameHeaders
 from sortline.topology import frames_routing_key
+
+if TYPE_CHECKING:
+    from camera_agent.view import FrameView
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +46,6 @@ class Pacer:
         self._next = max(self._next, now) + self._interval
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedFrame:
-    """A frame ready to publish: JPEG bytes and its contract headers, stamped at capture."""
-
-    body: bytes
-    headers: FrameHeaders
-    frame_id: str
-
-
 class CameraAgent:
     """Publishes every frame of a source, confirmed, with the contract's headers."""
 
@@ -64,6 +56,7 @@ class CameraAgent:
         publisher: FramePublisher,
         metrics: AgentMetrics,
         stop: threading.Event,
+        view: FrameView | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
@@ -77,6 +70,12 @@ class CameraAgent:
             settings.buffer_frames, on_drop=self._dropped_oldest
         )
         self.source_error: Exception | None = None  # why capturing ended early, if it did
+        self.view = view  # annotations for people (live view, --annotate), items mode only
+        self._counted = (0, 0)  # items and lost items already counted in the metrics
+        if settings.mode == "items":
+            self.encoder: FrameEncoder | ItemEncoder = ItemEncoder(settings, source.live, self.source_fps())
+        else:
+            self.encoder = FrameEncoder(settings, source.live)
 
     def run(self) -> int:
         """Publish until the source ends (files, folders without --loop) or we are stopped."""
@@ -88,10 +87,25 @@ class CameraAgent:
             self.stop.set()  # if publishing failed, capturing has no purpose either
             capture.join(timeout=5)
         log.info("published %d frames", self.published)
+        if isinstance(self.encoder, ItemEncoder):
+            stats = self.encoder.pipeline.finish()
+            log.info("items: %d crossed the trigger line, %d lost before it, %d frames skipped",
+                     stats.items, stats.lost_before_trigger, stats.skipped_frames)  # fmt: skip
         return self.published
 
+    def source_fps(self) -> float:
+        """The source's own frame rate (a video file's; a camera's as it reports it), else 30."""
+        return getattr(self.source, "fps", None) or 30.0
+
+    def pace_fps(self) -> float:
+        """Frame mode: --fps. Items mode: every frame the source gives; a file at its own rate (so
+        items move as they would on a belt) unless --fps says otherwise."""
+        if self.settings.mode == "frame" or "fps" in self.settings.model_fields_set:
+            return self.settings.fps
+        return 0.0 if self.source.live else self.source_fps()
+
     def _capture_loop(self) -> None:
-        pacer = Pacer(self.settings.fps, self.stop)
+        pacer = Pacer(self.pace_fps(), self.stop)
         live = self.source.live
         seq = 0
         try:
@@ -102,39 +116,40 @@ class CameraAgent:
                     frame = next(frames, None)
                     if frame is None:
                         break
-                    encoded = self._encode(frame, seq)
-                    if encoded is not None and self.buffer.put(encoded, drop_oldest=live, stop=self.stop):
-                        seq += 1
-                        self.metrics.buffered.labels(**self._labels).set(len(self.buffer))
+                    for encoded in self._encode(frame, seq):
+                        if self.buffer.put(encoded, drop_oldest=live, stop=self.stop):
+                            seq += 1
+                            self.metrics.buffered.labels(**self._labels).set(len(self.buffer))
                 if live or not self.settings.loop:
                     break
         except Exception as error:  # a lost live source ends the agent (exit 3), after what it buffered
             self.source_error = error
         finally:
             self.buffer.close()
+            if self.view is not None:
+                self.view.close()
 
-    def _encode(self, frame: CapturedFrame, seq: int) -> EncodedFrame | None:
+    def _encode(self, frame: CapturedFrame, seq: int) -> list[EncodedFrame]:
         self.metrics.captured.labels(**self._labels).inc()
         if frame.image is None:
             self.metrics.dropped.labels(**self._labels, reason="unreadable").inc()
-            return None
+            return []
         with self.metrics.encode_seconds.labels(**self._labels).time():
-            ok, encoded = cv2.imencode(
-                ".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality]
-            )
-        if not ok:
+            messages = self.encoder.encode(frame, seq)
+        if self.settings.mode == "frame" and not messages:
             self.metrics.dropped.labels(**self._labels, reason="encode-failed").inc()
-            return None
-        deadline_ms = self.settings.effective_deadline_ms(self.source.live)
-        headers = FrameHeaders(
-            line_id=self.settings.line_id,
-            camera_id=self.settings.camera_id,
-            seq=seq,
-            captured_at_ns=frame.captured_at_ns,
-            source=frame.source,
-            deadline_ns=frame.captured_at_ns + deadline_ms * 1_000_000 if deadline_ms else None,
-        )
-        return EncodedFrame(encoded.tobytes(), headers, uuid.uuid4().hex)
+        if isinstance(self.encoder, ItemEncoder):
+            self._count_items(self.encoder)
+            if self.view is not None:
+                self.view.show(frame, self.encoder)
+        return messages
+
+    def _count_items(self, encoder: ItemEncoder) -> None:
+        """The pipeline keeps running totals; the counters take what is new since the last frame."""
+        stats = encoder.pipeline.stats
+        self.metrics.items.labels(**self._labels).inc(stats.items - self._counted[0])
+        self.metrics.items_lost.labels(**self._labels).inc(stats.lost_before_trigger - self._counted[1])
+        self._counted = (stats.items, stats.lost_before_trigger)
 
     def _publish_loop(self) -> None:
         while not self.buffer.drained:

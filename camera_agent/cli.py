@@ -8,15 +8,20 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, start_http_server
 
 from camera_agent.agent import CameraAgent
+from camera_agent.items.settings import GeometryFileError
 from camera_agent.metrics import AgentMetrics
 from camera_agent.publisher import BrokerConfigError, FramePublisher
 from camera_agent.settings import AgentSettings
-from camera_agent.sources import LiveCounters, SourceError, SourceLost, open_source
+from camera_agent.sources import LiveCounters, Source, SourceError, SourceLost, open_source
 from sortline.settings import configure_logging, parse_cli
+
+if TYPE_CHECKING:
+    from camera_agent.view import FrameView
 
 log = logging.getLogger("camera_agent")
 
@@ -48,7 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.max_retry_seconds,
         settings.tls_files(),
     )
-    agent = CameraAgent(settings, source, publisher, metrics, stop)
+    try:
+        agent = CameraAgent(settings, source, publisher, metrics, stop, make_view(settings, source))
+    except (ImportError, GeometryFileError, ValueError, OSError) as error:  # items mode's set-up
+        print(f"camera-agent: {error}", file=sys.stderr)
+        source.close()
+        return 2
     try:
         publisher.connect()
         agent.run()
@@ -66,6 +76,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if agent.source_error is not None:
         raise agent.source_error
     return 0
+
+
+def make_view(settings: AgentSettings, source: Source) -> FrameView | None:
+    """Items mode's annotations for people, when asked for (--annotate, --live-port)."""
+    if settings.mode != "items" or not (settings.annotate or settings.live_port):
+        return None
+    from camera_agent.live import LiveServer
+    from camera_agent.verdicts import VerdictWatcher
+    from camera_agent.view import FrameView
+
+    verdicts = VerdictWatcher(settings.amqp_url.get_secret_value(), settings.tls_files(), settings.line_id,
+                              settings.camera_id, settings.max_retry_seconds)  # fmt: skip
+    view = FrameView(verdicts, settings.annotate, None, getattr(source, "fps", None) or 30.0)
+    if settings.live_port:
+        title = f"line {settings.line_id}, camera {settings.camera_id}"
+        view.live = LiveServer(settings.live_port, title, view.state)
+    return view
 
 
 if __name__ == "__main__":

@@ -41,6 +41,18 @@ class AgentMetrics:
             ["line", "camera"],
             registry=registry,
         )
+        self.items = Counter(
+            "sortline_camera_items_total",
+            "Items mode: items that crossed the trigger line (one message each).",
+            ["line", "camera"],
+            registry=registry,
+        )
+        self.items_lost = Counter(
+            "sortline_camera_items_lost_total",
+            "Items mode: tracks that ended before their item reached the trigger line (never decided).",
+            ["line", "camera"],
+            registry=registry,
+        )
         self.unconfirmed = Gauge(
             "sortline_agent_unconfirmed_frames",
             "Frames published but not yet confirmed by the broker.",

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field
 
-from sortline.messages import Identifier
+from camera_agent.items.settings import ItemsSettings
+from sortline.belt import Direction, Roi
+from sortline.messages import MAX_VIEWS, Identifier
 from sortline.settings import SortlineSettings
 
 #: Frame mode on a live source: a decision later than this is of no use to an ejector.
@@ -56,5 +61,50 @@ class AgentSettings(SortlineSettings):
         if self.deadline_ms is not None:
             return self.deadline_ms
         return LIVE_DEADLINE_MS if live else 0
+
+    mode: Literal["frame", "items"] = Field(
+        "frame",
+        description="frame: every frame is one message (one-item stations, folder replays); items: find and "
+        "track items on the belt and publish each once, when it crosses the trigger line, with its views.",
+    )
+    belt_direction: Direction = Field(
+        Direction.TOP_TO_BOTTOM,
+        description="items: which way the belt moves in the image (top-to-bottom, bottom-to-top, "
+        "left-to-right, right-to-left).",
+    )
+    trigger: float = Field(
+        0.5,
+        gt=0.0,
+        lt=1.0,
+        description="items: the trigger line along the belt, 0 upstream edge .. 1 downstream.",
+    )
+    roi: tuple[int, int, int, int] | None = Field(
+        None,
+        description="items: the belt's region of the frame as x,y,w,h in pixels; default the whole frame.",
+    )
+    max_crops: int = Field(
+        3, ge=1, le=MAX_VIEWS, description="items: views per item (its sharpest whole crops along its path)."
+    )
+    site: Path | None = Field(
+        None,
+        description="items: the site's geometry file (.toml/.json/.yaml: belt_speed_m_s, pixels_per_metre, "
+        "ejector_distance_m); decisions then say when each item reaches the ejectors, and that instant, less "
+        "--eject-margin-ms, is the item's deadline.",
+    )
+    eject_margin_ms: float = Field(
+        20.0, ge=0.0, le=10_000.0, description="items: how long before its eject time a decision must be out."
+    )
+    annotate: Path | None = Field(
+        None, description="items: also write the frames with boxes, ids and decided bins to this .mp4."
+    )
+    live_port: int = Field(
+        0, ge=0, le=65535, description="items: serve a live view of the belt on this port (0: off)."
+    )
+
+    def items_settings(self) -> ItemsSettings:
+        roi = Roi(x=self.roi[0], y=self.roi[1], w=self.roi[2], h=self.roi[3]) if self.roi else None
+        return ItemsSettings(
+            direction=self.belt_direction, trigger=self.trigger, roi=roi, max_crops=self.max_crops
+        )
 
     metrics_port: int = Field(9101, ge=0, le=65535, description="Port of /metrics; 0 disables it.")

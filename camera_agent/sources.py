@@ -53,6 +53,8 @@ class ImageFolderSource:
 
     live = False
 
+    fps = None  # a folder has no frame rate of its own
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.paths = sorted(
@@ -80,6 +82,7 @@ class VideoFileSource:
     def __init__(self, path: Path) -> None:
         self.name = path.name  # so decisions can be traced to frame numbers
         self.capture = _open_capture(str(path), f"video file {path}")
+        self.fps: float | None = self.capture.get(cv2.CAP_PROP_FPS) or None
 
     def frames(self) -> Iterator[CapturedFrame]:
         index = 0
@@ -119,6 +122,8 @@ class LiveSource:
         self.give_up_s, self.max_retry_s = give_up_s, max_retry_s
         self.counters = counters or LiveCounters()
         self._capture = _open_capture(spec, f"{what} {spec}")
+        reported = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps: float | None = reported if 1.0 <= reported <= 240.0 else None  # drivers report odd values
         self._newest: CapturedFrame | None = None
         self._lost: str | None = None
         self._closed = False
