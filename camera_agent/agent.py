@@ -23,6 +23,7 @@ from camera_agent.metrics import AgentMetrics
 from camera_agent.publisher import FramePublisher
 from camera_agent.settings import AgentSettings
 from camera_agent.sources import ImageFolderSource, VideoSource, is_finite
+from sortline.health import Heartbeat
 from sortline.messages import FrameHeaders
 from sortline.topology import frames_routing_key
 
@@ -72,6 +73,7 @@ class CameraAgent:
         self.metrics = metrics
         self.stop = stop
         self.published = 0
+        self.capture_heartbeat = Heartbeat()  # liveness: frames keep coming from the source
         self._labels = {"line": settings.line_id, "camera": settings.camera_id}
         self._routing_key = frames_routing_key(settings.line_id, settings.camera_id)
         self.buffer: FrameBuffer[EncodedFrame] = FrameBuffer(
@@ -99,6 +101,7 @@ class CameraAgent:
                 for frame in self.source.frames():
                     if self.stop.is_set():
                         break
+                    self.capture_heartbeat.beat()
                     pacer.wait()
                     encoded = self._encode(frame.image, frame.source, seq)
                     if encoded is not None and self.buffer.put(encoded, drop_oldest=live, stop=self.stop):
