@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 
 from classifier_worker.consumer import FrameConsumer
+from classifier_worker.cpus import available_cpus
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.processor import BatchProcessor
 from classifier_worker.reload import ModelReloader
@@ -50,7 +51,7 @@ def model_loader(settings: WorkerSettings) -> Callable[[], CascadeModel]:
     return partial(
         CascadeModel.load,
         settings.model or DEFAULT_MODEL_DIR,
-        intra_op_threads=settings.inference_threads,
+        intra_op_threads=settings.inference_threads or available_cpus(),
         device=settings.device,
         spin=settings.inference_spin,
         variant=settings.variant,
