@@ -82,6 +82,7 @@ def build_worker(settings: WorkerSettings, model: CascadeModel) -> Iterator[Work
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
     metrics.set_model(model.version)
+    metrics.start_line(settings.line_id)
     stop = threading.Event()
     with (
         ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as executor,
