@@ -207,6 +207,10 @@ def test_a_line_runs_with_its_roles_and_the_checked_topology(
     served = tmp_path / "models" / "default"
     shutil.copytree(tiny_model_dir, served)
     check = ("--topology", "check")
+    admin = site.connect("admin")  # what the rights tests above left in line-1's queues goes first
+    for queue in (FRAMES_1, DECISIONS_1):
+        admin.channel().queue_purge(queue)
+    admin.close()
     with WorkerProcess(site.url("worker", "line-1"), "line-1", served, *check) as worker:
         worker.wait_ready()
         _wait_until(lambda: probe(f"http://127.0.0.1:{worker.metrics_port}/readyz")[0], 30, "worker ready")
