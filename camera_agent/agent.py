@@ -21,6 +21,7 @@ from camera_agent.metrics import AgentMetrics
 from camera_agent.publisher import FramePublisher
 from camera_agent.settings import AgentSettings
 from camera_agent.sources import CapturedFrame, Source
+from sortline.health import Heartbeat
 from sortline.topology import frames_routing_key
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class CameraAgent:
         self.metrics = metrics
         self.stop = stop
         self.published = 0
+        self.capture_heartbeat = Heartbeat()  # liveness: frames keep coming from the source
         self._labels = {"line": settings.line_id, "camera": settings.camera_id}
         self._routing_key = frames_routing_key(settings.line_id, settings.camera_id)
         self.buffer: FrameBuffer[EncodedFrame] = FrameBuffer(
@@ -116,6 +118,7 @@ class CameraAgent:
                     frame = next(frames, None)
                     if frame is None:
                         break
+                    self.capture_heartbeat.beat()
                     for encoded in self._encode(frame, seq):
                         if self.buffer.put(encoded, drop_oldest=live, stop=self.stop):
                             seq += 1

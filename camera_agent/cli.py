@@ -10,14 +10,17 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from camera_agent.agent import CameraAgent
+from camera_agent.health import agent_health
 from camera_agent.items.settings import GeometryFileError
 from camera_agent.metrics import AgentMetrics
 from camera_agent.publisher import BrokerConfigError, FramePublisher
 from camera_agent.settings import AgentSettings
 from camera_agent.sources import LiveCounters, Source, SourceError, SourceLost, open_source
+from sortline.health import serve
+from sortline.provisioning import BrokerSetupError
 from sortline.settings import configure_logging, parse_cli
 
 if TYPE_CHECKING:
@@ -28,7 +31,7 @@ log = logging.getLogger("camera_agent")
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_cli(AgentSettings, argv, prog="camera-agent")
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     registry = CollectorRegistry()
     metrics = AgentMetrics(registry)
     labels = {"line": settings.line_id, "camera": settings.camera_id}
@@ -44,25 +47,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, registry=registry)
     publisher = FramePublisher(
         settings.amqp_url.get_secret_value(),
         settings.line_id,
         stop,
         settings.max_retry_seconds,
         settings.tls_files(),
+        settings.topology,
     )
     try:
         agent = CameraAgent(settings, source, publisher, metrics, stop, make_view(settings, source))
-    except (ImportError, GeometryFileError, ValueError, OSError) as error:  # items mode's set-up
+        if settings.metrics_port:
+            serve(settings.metrics_port, registry, agent_health(agent))
+    except (ImportError, GeometryFileError, ValueError, OSError) as error:  # items mode, a busy port
         print(f"camera-agent: {error}", file=sys.stderr)
         source.close()
         return 2
+    return run_agent(agent, publisher, source)
+
+
+def run_agent(agent: CameraAgent, publisher: FramePublisher, source: Source) -> int:
     try:
         publisher.connect()
         agent.run()
-    except BrokerConfigError as error:
+    except (BrokerConfigError, BrokerSetupError) as error:
         print(f"camera-agent: {error}", file=sys.stderr)
         return 2
     except InterruptedError:

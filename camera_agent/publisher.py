@@ -23,8 +23,9 @@ from pika.exceptions import (
 
 from sortline.backoff import backoff_delays
 from sortline.connection import TlsFiles, connection_parameters
+from sortline.provisioning import BrokerSetupError, TopologyMode, prepare_line, refusals_explained
 from sortline.settings import redact_url
-from sortline.topology import FRAMES_EXCHANGE, declare_line
+from sortline.topology import FRAMES_EXCHANGE
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,10 @@ class FramePublisher:
         stop: threading.Event,
         max_retry_seconds: float,
         tls: TlsFiles | None = None,
+        topology: TopologyMode = "declare",
     ) -> None:
         self._url = url
+        self._topology = topology
         self._tls = tls
         self._line_id = line_id
         self._stop = stop
@@ -58,7 +61,7 @@ class FramePublisher:
             try:
                 self._open()
                 return
-            except (ProbableAuthenticationError, ProbableAccessDeniedError) as error:
+            except (ProbableAuthenticationError, ProbableAccessDeniedError, BrokerSetupError) as error:
                 raise BrokerConfigError(f"broker at {redact_url(self._url)} refused us: {error!r}") from None
             except AMQPConnectionError as error:
                 log.warning(
@@ -73,8 +76,14 @@ class FramePublisher:
         self._connection = pika.BlockingConnection(parameters)
         self._channel = self._connection.channel()
         self._channel.confirm_delivery()
-        declare_line(self._channel, self._line_id)
+        prepare_line(self._channel, self._line_id, self._topology)
         log.info("connected to %s; publishing to line %s", redact_url(self._url), self._line_id)
+
+    @property
+    def connected(self) -> bool:
+        """Whether a channel to the broker is open (for the readiness check)."""
+        connection = self._connection
+        return self._channel is not None and connection is not None and connection.is_open
 
     def publish(self, routing_key: str, body: bytes, properties: pika.BasicProperties) -> None:
         """Return once the broker has confirmed the frame; reconnect and re-send as often as needed."""
@@ -82,7 +91,10 @@ class FramePublisher:
             if self._channel is None:
                 self.connect()
             try:
-                self._channel.basic_publish(FRAMES_EXCHANGE, routing_key, body, properties, mandatory=True)
+                with refusals_explained(self._topology):  # a key this user may not publish: exit 2
+                    self._channel.basic_publish(
+                        FRAMES_EXCHANGE, routing_key, body, properties, mandatory=True
+                    )
                 return
             except NackError:
                 log.warning("broker nacked a frame; publishing it again")

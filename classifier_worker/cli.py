@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 
-from prometheus_client import start_http_server
-
 from classifier_worker.consumer import BrokerRefused
+from classifier_worker.health import worker_health
 from classifier_worker.service import build_worker, load_model
 from classifier_worker.settings import WorkerSettings
+from sortline.health import serve
 from sortline.manifest import ModelIntegrityError
 from sortline.settings import configure_logging, parse_cli
 from sortline_runtime.model import DEFAULT_MODEL_DIR
@@ -22,7 +22,7 @@ log = logging.getLogger("classifier_worker")
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_cli(WorkerSettings, argv, prog="classifier-worker")
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     with ExitStack() as stack:
         try:
             worker = stack.enter_context(build_worker(settings, load_model(settings)))
@@ -34,7 +34,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"classifier-worker: --decode device needs torch and torchvision: {error}", file=sys.stderr)
             return 2
         if settings.metrics_port:
-            start_http_server(settings.metrics_port, registry=worker.registry)
+            try:
+                serve(settings.metrics_port, worker.registry, worker_health(worker))
+            except OSError as error:
+                print(
+                    f"classifier-worker: cannot serve on port {settings.metrics_port}: {error}",
+                    file=sys.stderr,
+                )
+                return 2
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: worker.stop.set())
         try:

@@ -52,9 +52,11 @@ from sortline import amqp_tables
 from sortline.backoff import backoff_delays
 from sortline.connection import connection_parameters
 from sortline.dedup import RecentFrames
+from sortline.health import Heartbeat
 from sortline.messages import DeadLetterReason
+from sortline.provisioning import BrokerSetupError, prepare_line, refusals_explained
 from sortline.settings import redact_url
-from sortline.topology import declare_line, declare_model_events_queue
+from sortline.topology import declare_model_events_queue
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,7 @@ class FrameConsumer:
         self.metrics = metrics
         self.stop = stop
         self.ready = threading.Event()  # set while consuming, for tests and health checks
+        self.inference_heartbeat = Heartbeat()  # liveness: the inference loop turns (sortline.health)
         self._url = settings.amqp_url.get_secret_value()
         # max_delay counts from a frame's delivery, so its decode time is part of the wait, not
         # added to it: a lone frame on a quiet line is decided max_delay after it arrived.
@@ -136,7 +139,7 @@ class FrameConsumer:
                     self._ack_confirmed()
                 self._drain()
                 return
-            except (ProbableAuthenticationError, ProbableAccessDeniedError) as error:
+            except (ProbableAuthenticationError, ProbableAccessDeniedError, BrokerSetupError) as error:
                 # Wrong credentials or permissions: retrying will not help; the CLI exits 2.
                 raise BrokerRefused(f"broker at {redact_url(self._url)} refused us: {error!r}") from None
             except (AMQPConnectionError, AMQPChannelError) as error:
@@ -161,12 +164,13 @@ class FrameConsumer:
         self._header_budget = max(0, self._connection._impl.params.frame_max - HEADER_FRAME_RESERVE)
         channel = self._connection.channel()
         self._enable_confirms(channel)
-        queue = declare_line(channel, self.settings.line_id)
-        channel.basic_qos(prefetch_count=self.settings.prefetch)
-        if self.on_model_event is not None:
-            events = declare_model_events_queue(channel, self._worker_id)
-            channel.basic_consume(events, self._on_model_event, auto_ack=True)
-        self._consumer_tag = channel.basic_consume(queue, self._on_message)
+        with refusals_explained(self.settings.topology):  # a refusal exits 2, it is not retried
+            queue = prepare_line(channel, self.settings.line_id, self.settings.topology)
+            channel.basic_qos(prefetch_count=self.settings.prefetch)
+            if self.on_model_event is not None:
+                events = declare_model_events_queue(channel, self._worker_id)
+                channel.basic_consume(events, self._on_model_event, auto_ack=True)
+            self._consumer_tag = channel.basic_consume(queue, self._on_message)
         self._channel = channel
         self.ready.set()
         log.info("consuming %s on %s", queue, redact_url(self._url))
@@ -231,6 +235,7 @@ class FrameConsumer:
     def _inference_loop(self) -> None:
         """Batches in, outcomes out; runs until the pika thread has finished and nothing is queued."""
         while not (self._finished.is_set() and self._batcher.qsize() == 0 and self._rejections.empty()):
+            self.inference_heartbeat.beat()
             batch = self._batcher.next_batch(idle_timeout=POLL_SECONDS)
             settled: list[tuple[int, Outcome]] = []
             # A reconnect can leave frames of the old channel queued next to those of the new one.

@@ -6,7 +6,8 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from sortline.messages import DecisionMessage
+from sortline.labels import BINS
+from sortline.messages import DeadLetterReason, DecisionMessage
 
 #: Capture-to-decision latency: the ejector window is ~35 ms, so resolve 5-100 ms finely.
 LATENCY_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -97,6 +98,16 @@ class WorkerMetrics:
             "Frames handed to this worker and not yet settled (decoding, batching, inferring, publishing).",
             registry=registry,
         )
+
+    def start_line(self, line: str) -> None:
+        """Create the line's series (and every dead-letter reason's) at 0: a series that first
+        appears at 1 shows no increase to rate(), and a panel shows 0 rather than no data."""
+        for counter in (self.frames_received, self.redelivered, self.duplicates, self.unroutable):
+            counter.labels(line=line)
+        for bin_name in BINS:  # a bin no item went to yet has a share of 0, not no share
+            self.decisions.labels(line=line, bin=bin_name)
+        for reason in DeadLetterReason:
+            self.dead_letters.labels(reason=reason.value)
 
     def record_decision(self, message: DecisionMessage) -> None:
         """Count a confirmed decision and its capture-to-decision latency."""

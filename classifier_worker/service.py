@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 
 from classifier_worker.consumer import FrameConsumer
+from classifier_worker.cpus import available_cpus
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.processor import BatchProcessor
 from classifier_worker.reload import ModelReloader
@@ -50,7 +51,7 @@ def model_loader(settings: WorkerSettings) -> Callable[[], CascadeModel]:
     return partial(
         CascadeModel.load,
         settings.model or DEFAULT_MODEL_DIR,
-        intra_op_threads=settings.inference_threads,
+        intra_op_threads=settings.inference_threads or available_cpus(),
         device=settings.device,
         spin=settings.inference_spin,
         variant=settings.variant,
@@ -81,6 +82,7 @@ def build_worker(settings: WorkerSettings, model: CascadeModel) -> Iterator[Work
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
     metrics.set_model(model.version)
+    metrics.start_line(settings.line_id)
     stop = threading.Event()
     with (
         ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as executor,

@@ -49,7 +49,11 @@ class WorkerSettings(SortlineSettings):
         2, ge=1, le=64, description="Threads decoding JPEGs (OpenCV releases the GIL)."
     )
     inference_threads: int = Field(
-        0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0 = one per core."
+        0,
+        ge=0,
+        le=256,
+        description="ONNX Runtime intra-op threads; 0 = the CPUs this process may use (its affinity and "
+        "its container's CPU limit, not the host's cores).",
     )
     inference_spin: bool = Field(
         False,

@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from ejector_bridge.consumer import BrokerRefused, DecisionConsumer
 from ejector_bridge.metrics import BridgeMetrics
@@ -16,6 +16,7 @@ from ejector_bridge.outputs import CsvSchedule, ModbusCoils
 from ejector_bridge.planning import Pulse, Result
 from ejector_bridge.scheduler import CoilOutput, PulseScheduler
 from ejector_bridge.settings import BridgeSettings
+from sortline.health import Health, serve
 from sortline.settings import configure_logging, parse_cli
 
 log = logging.getLogger("ejector_bridge")
@@ -32,22 +33,27 @@ SWITCH_INTERVAL_S = 0.0005
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_cli(BridgeSettings, argv, prog="ejector-bridge")
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     geometry = settings.resolved_geometry()
     output = open_output(settings)
     registry = CollectorRegistry()
     metrics = BridgeMetrics(registry)
     scheduler = PulseScheduler(output, written_counter(settings, metrics))
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, registry=registry)
     stop = threading.Event()
+    consumer = DecisionConsumer(settings, geometry, scheduler, metrics, stop)
+    if settings.metrics_port:
+        try:
+            serve(settings.metrics_port, registry, bridge_health(consumer))
+        except OSError as error:
+            print(f"ejector-bridge: cannot serve on port {settings.metrics_port}: {error}", file=sys.stderr)
+            return 2
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     bars = ", ".join(f"{bar.id} ({bar.valves} valves at {bar.distance_m} m: {'/'.join(bar.bins)})"
                      for bar in geometry.bars)  # fmt: skip
     log.info("line %s, belt %.2f m/s, bars %s", settings.line_id, geometry.belt_speed_mps, bars)
     try:
-        DecisionConsumer(settings, geometry, scheduler, metrics, stop).run()
+        consumer.run()
     except BrokerRefused as error:
         print(f"ejector-bridge: {error}", file=sys.stderr)
         return 2
@@ -55,6 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         scheduler.close(DRAIN_SECONDS)
     log.info("stopped")
     return 0
+
+
+def bridge_health(consumer: DecisionConsumer) -> Health:
+    """Ready while consuming the line's decisions (a standby bridge waits, not ready to fire)."""
+
+    def consuming() -> str | None:
+        return None if consumer.ready.is_set() else "not consuming the line's decisions queue"
+
+    return Health(live={}, ready={"broker": consuming})
 
 
 def open_output(settings: BridgeSettings) -> CoilOutput:

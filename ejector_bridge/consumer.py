@@ -31,8 +31,8 @@ from sortline.backoff import backoff_delays
 from sortline.connection import connection_parameters
 from sortline.dedup import RecentFrames
 from sortline.messages import DecisionMessage
+from sortline.provisioning import BrokerSetupError, prepare_decisions_queue, refusals_explained
 from sortline.settings import redact_url
-from sortline.topology import declare_decisions_queue, declare_exchanges
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ class DecisionConsumer:
                 while not self.stop.is_set():
                     connection.process_data_events(time_limit=POLL_SECONDS)
                     self.metrics.pending.set(self.scheduler.pending())
-            except (ProbableAuthenticationError, ProbableAccessDeniedError) as error:
-                raise BrokerRefused(f"broker at {redact_url(self._url)} refused us: {error!r}") from None
+            except (ProbableAuthenticationError, ProbableAccessDeniedError, BrokerSetupError) as error:
+                raise BrokerRefused(f"broker at {redact_url(self._url)} refused us: {error}") from None
             except (AMQPConnectionError, AMQPChannelError) as error:
                 delay = next(delays)
                 log.warning(
@@ -93,10 +93,10 @@ class DecisionConsumer:
         )
         connection = pika.BlockingConnection(parameters)
         channel = connection.channel()
-        declare_exchanges(channel)
-        queue = declare_decisions_queue(channel, self.settings.line_id)
-        channel.basic_qos(prefetch_count=self.settings.prefetch)
-        channel.basic_consume(queue, self._on_message)
+        queue = prepare_decisions_queue(channel, self.settings.line_id, self.settings.topology)
+        with refusals_explained(self.settings.topology):
+            channel.basic_qos(prefetch_count=self.settings.prefetch)
+            channel.basic_consume(queue, self._on_message)
         self.ready.set()
         log.info("consuming %s on %s", queue, redact_url(self._url))
         return connection

@@ -12,14 +12,17 @@ import logging
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sortline.build_info import version_text
 from sortline.connection import TlsFiles
+from sortline.log_format import JsonFormatter
+from sortline.provisioning import TopologyMode
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
 
@@ -52,6 +55,12 @@ class CliSettings(BaseSettings):
     )
 
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Logging level.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text, or as one JSON object per line (time, level, logger, message, "
+        "exception) for a log collector.",
+    )
+    version: bool = Field(False, description="Print the version and exit.")
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: object) -> None:
@@ -88,6 +97,12 @@ class SortlineSettings(CliSettings):
     max_retry_seconds: float = Field(
         30.0, gt=0.0, le=3600.0, description="Longest wait between reconnect attempts to the broker."
     )
+    topology: TopologyMode = Field(
+        "declare",
+        description="declare: declare the exchanges and queues used at start (needs configure rights, "
+        "as on a development broker); check: only check that they exist, for a broker user without "
+        "configure rights whose topology comes from the broker's definitions (a plant).",
+    )
 
     @model_validator(mode="after")
     def _read_url_file(self) -> SortlineSettings:
@@ -100,6 +115,13 @@ class SortlineSettings(CliSettings):
             if not url.startswith(("amqp://", "amqps://")):
                 raise ValueError(f"{self.amqp_url_file} does not hold an amqp:// or amqps:// URL")
             self.amqp_url = SecretStr(url)
+        elif not self.amqp_url.get_secret_value().startswith(("amqp://", "amqps://")):
+            # An empty variable (a Secret key that is missing or blank) would otherwise make pika
+            # connect to guest@localhost, which is never what a deployment meant.
+            raise ValueError(
+                "the broker URL is empty or not an amqp:// or amqps:// URL: set --amqp-url-file, "
+                "SORTLINE_AMQP_URL or AMQP_URL"
+            )
         return self
 
     def tls_files(self) -> TlsFiles:
@@ -116,10 +138,16 @@ def redact_url(url: str) -> str:
 
 
 def parse_cli(settings_class: type[S], argv: Sequence[str] | None, prog: str) -> S:
-    """Build settings from defaults, environment and flags; a bad value exits 2 with a clear message."""
+    """Build settings from defaults, environment and flags; a bad value exits 2 with a clear message.
+
+    ``--version`` prints the version and exits 0 before anything else is checked, so it works
+    without the flags a command requires.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    exit_with_version_if_asked(args, prog)
     try:
         return settings_class(
-            _cli_parse_args=list(sys.argv[1:] if argv is None else argv),
+            _cli_parse_args=args,
             _cli_prog_name=prog,
         )
     except ValidationError as error:
@@ -139,6 +167,7 @@ def parse_command(
     environment variables. No command, or ``--help``, prints the commands (exit 2, or 0 for help).
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    exit_with_version_if_asked(args[:1], prog)
     if not args or args[0] in ("-h", "--help") or args[0] not in commands:
         width = max(len(name) for name in commands)
         lines = [f"usage: {prog} {{{','.join(commands)}}} ...", "", about, "", "commands:"]
@@ -152,14 +181,22 @@ def parse_command(
     return args[0], parse_cli(commands[args[0]], args[1:], f"{prog} {args[0]}")
 
 
+def exit_with_version_if_asked(args: Sequence[str], prog: str) -> None:
+    if "--version" in args:
+        print(f"{prog} {version_text()}")
+        raise SystemExit(0)
+
+
 def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0] if text else ""
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Log to stderr at ``level``, as text lines or (``json``) one JSON object per line."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("pika").setLevel(logging.WARNING)

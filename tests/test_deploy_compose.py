@@ -6,11 +6,13 @@ import json
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
+from sortline.broker_definitions import site_definitions, site_roles
 from tests.deploy_support import DEPLOY, REPO
 
 COMPOSE_DIR = DEPLOY / "compose"
@@ -42,21 +44,61 @@ def test_bind_mounted_files_exist(name: str) -> None:
         assert source.exists(), f"{name} mounts {source}, which does not exist"
 
 
+#: Dockerfile stage -> (pip extra, the one command the image can run, does it serve health).
+STAGES = {
+    "camera-agent": ("camera,items", "camera-agent", True),
+    "worker": ("worker", "classifier-worker", True),
+    "worker-gpu": ("gpu", "classifier-worker", True),
+    "trainer": ("trainer", "trainer", False),
+    "ejector-bridge": ("ejector", "ejector-bridge", True),
+}
+
+
+def _stage(dockerfile: str, stage: str) -> str:
+    body = re.split(rf"^FROM\s+\S+\s+AS\s+{stage}\s*$", dockerfile, flags=re.MULTILINE)[1]
+    return re.split(r"^FROM\s", body, flags=re.MULTILINE)[0]
+
+
 def test_builds_use_the_dockerfile_targets() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", dockerfile, re.MULTILINE | re.IGNORECASE))
-    assert {"camera-agent", "worker"} <= stages
+    assert set(STAGES) <= stages
     assert "python:3.11-slim" in dockerfile
-    for name in ("worker", "camera-agent"):
+    for name in ("worker", "camera-agent", "trainer"):
         build = SERVICES[name]["build"]
         assert (COMPOSE_DIR / build["context"] / build["dockerfile"]).resolve() == REPO / "Dockerfile"
         assert build["target"] in stages
-    # Each runtime stage ends as the non-root user and installs its own extra.
-    for stage, extra in (("camera-agent", "camera"), ("worker", "worker")):
-        body = re.split(rf"^FROM\s+\S+\s+AS\s+{stage}\s*$", dockerfile, flags=re.MULTILINE)[1]
-        body = re.split(r"^FROM\s", body, flags=re.MULTILINE)[0]
-        assert f'pip install ".[{extra}]"' in body
-        assert re.search(r"^USER\s+10001", body, re.MULTILINE), stage
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_each_image_installs_the_pinned_extra_and_keeps_only_its_command(stage: str) -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    body = _stage(dockerfile, stage)
+    extra, command, serves_health = STAGES[stage]
+    assert "COPY pyproject.toml README.md constraints.txt ./" in _stage(dockerfile, "base")
+    assert f'pip install -c constraints.txt ".[{extra}]"' in body, "installs must follow constraints.txt"
+    assert re.search(r"^USER\s+10001", body, re.MULTILINE)
+    assert re.search(rf'^CMD \["{command}"\]$', body, re.MULTILINE)
+    # pyproject installs every console script; each image removes those it cannot run.
+    scripts = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"])
+    removed = set(re.search(r"cd /usr/local/bin && rm -f ([^\n]+)", body).group(1).split())
+    assert scripts - removed == {command}
+    healthcheck = re.search(r"^HEALTHCHECK .*\n\s+CMD (.+)$", body, re.MULTILINE)
+    if serves_health:
+        assert (
+            healthcheck.group(1)
+            == 'python -m sortline.health "http://127.0.0.1:${SORTLINE_METRICS_PORT}/readyz"'
+        )
+    else:
+        assert healthcheck is None
+
+
+def test_no_image_falls_back_to_guest_or_a_model_it_lacks() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert 'SORTLINE_AMQP_URL=""' in _stage(dockerfile, "base")  # no URL given: exit 2
+    for stage in ("worker", "worker-gpu"):  # the model mount of compose and Kubernetes
+        assert "SORTLINE_MODEL=/models/default" in _stage(dockerfile, stage)
+    assert any(v.endswith(":/models:ro") for v in SERVICES["worker"]["volumes"])
 
 
 def test_camera_replays_the_demo_in_a_loop() -> None:
@@ -90,17 +132,16 @@ def test_clients_take_the_broker_url_from_a_secret_file() -> None:
         assert "SORTLINE_AMQP_URL" not in env and "AMQP_URL" not in env
 
 
-def test_definitions_have_a_vhost_and_users_per_site_and_no_guest() -> None:
+def test_definitions_are_the_generated_ones_with_a_user_per_role_and_no_guest() -> None:
+    """The template is what sortline.broker_definitions renders, so rights and topology cannot drift
+    from the code (the rights themselves are tried on the broker in test_broker_roles.py)."""
     definitions = json.loads(TEMPLATE.read_text())
+    assert definitions == site_definitions("site-a", ["line-1"]), (
+        "regenerate: python -m sortline.broker_definitions --site site-a --lines line-1 > " + str(TEMPLATE)
+    )
     users = {user["name"]: user for user in definitions["users"]}
     assert "guest" not in users
-    vhosts = {vhost["name"] for vhost in definitions["vhosts"]}
-    assert vhosts and "/" not in vhosts
-    for vhost in vhosts:
-        for role in ("camera", "worker"):
-            assert f"{vhost}-{role}" in users, f"no {role} user for site {vhost}"
-    for permission in definitions["permissions"]:
-        assert permission["user"] in users and permission["vhost"] in vhosts
+    assert set(users) == {role.user for role in site_roles("site-a", ["line-1"])}
     # Every password is a token the renderer fills from a secret the broker container mounts.
     mounted = set(SERVICES["rabbitmq"]["secrets"])
     for user in users.values():
@@ -108,6 +149,34 @@ def test_definitions_have_a_vhost_and_users_per_site_and_no_guest() -> None:
         match = re.fullmatch(r"@@secret:(\w+)@@", user["password"])
         assert match, f"{user['name']}: password must come from a secret"
         assert match.group(1) in mounted
+
+
+#: Each service's broker URL secret, made by make-secrets.sh for the user of its role.
+SERVICE_URLS = {
+    "worker": ("site_a_line_1_worker_amqp_url", "site-a-line-1-worker"),
+    "camera-agent": ("site_a_line_1_camera_amqp_url", "site-a-line-1-camera"),
+    "trainer": ("site_a_trainer_amqp_url", "site-a-trainer"),
+}
+
+
+def test_services_connect_as_their_own_role_and_only_check_the_topology() -> None:
+    script = (COMPOSE_DIR / "make-secrets.sh").read_text()
+    for name, (secret, user) in SERVICE_URLS.items():
+        service = SERVICES[name]
+        assert service["environment"]["SORTLINE_AMQP_URL_FILE"] == f"/run/secrets/{secret}"
+        assert service["secrets"] == [secret]
+        assert f"url_for {user} {secret}" in script
+        command = service.get("command", [])
+        flag = command[command.index("--topology") + 1] if "--topology" in command else None
+        assert "check" in (flag, service["environment"].get("SORTLINE_TOPOLOGY")), name
+
+
+def test_healthchecks_ask_readiness_on_the_metrics_port() -> None:
+    for name in ("worker", "camera-agent"):
+        command = SERVICES[name]["command"]
+        port = command[command.index("--metrics-port") + 1]
+        test = SERVICES[name]["healthcheck"]["test"]
+        assert test == ["CMD", "python", "-m", "sortline.health", f"http://127.0.0.1:{port}/readyz"], name
 
 
 def test_rabbitmq_loads_the_rendered_definitions_and_prometheus_plugin() -> None:
@@ -136,10 +205,11 @@ def test_make_secrets_then_render_definitions(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     secrets = compose_copy / "secrets"
     assert {p.name for p in secrets.iterdir()} == set(COMPOSE["secrets"])
-    first = (secrets / "rabbitmq_site_a_worker_password").read_text()
+    first = (secrets / "rabbitmq_site_a_line_1_worker_password").read_text()
     assert _run(compose_copy / "make-secrets.sh", {}, tmp_path).returncode == 0
-    assert (secrets / "rabbitmq_site_a_worker_password").read_text() == first, "must not rotate on re-run"
-    assert f":{first}@rabbitmq:5672/site-a" in (secrets / "site_a_worker_amqp_url").read_text()
+    assert (secrets / "rabbitmq_site_a_line_1_worker_password").read_text() == first, "must not rotate"
+    worker_url = (secrets / "site_a_line_1_worker_amqp_url").read_text()
+    assert worker_url == f"amqp://site-a-line-1-worker:{first}@rabbitmq:5672/site-a"
 
     out = tmp_path / "rendered"
     env = {
@@ -150,27 +220,12 @@ def test_make_secrets_then_render_definitions(tmp_path: Path) -> None:
     rendered = _run(COMPOSE_DIR / "rabbitmq" / "render-definitions.sh", env, tmp_path)
     assert rendered.returncode == 0, rendered.stderr
     users = {u["name"]: u for u in json.loads((out / "definitions.json").read_text())["users"]}
-    assert users["site-a-worker"]["password"] == first
+    assert users["site-a-line-1-worker"]["password"] == first
     assert "@@" not in (out / "definitions.json").read_text()
 
-    (secrets / "rabbitmq_admin_password").write_text("short")
+    (secrets / "rabbitmq_site_a_admin_password").write_text("short")
     refused = _run(COMPOSE_DIR / "rabbitmq" / "render-definitions.sh", env, tmp_path)
-    assert refused.returncode != 0 and "rabbitmq_admin_password" in refused.stderr
-
-
-def test_entrypoint_loads_the_url_file(tmp_path: Path) -> None:
-    url_file = tmp_path / "url"
-    url_file.write_text("amqp://u:p@broker:5672/site-a")
-    result = subprocess.run(
-        ["sh", str(DEPLOY / "docker" / "entrypoint.sh"), "sh", "-c", 'printf %s "$SORTLINE_AMQP_URL"'],
-        env={"PATH": "/usr/bin:/bin", "SORTLINE_AMQP_URL_FILE": str(url_file)},
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "amqp://u:p@broker:5672/site-a"
+    assert refused.returncode != 0 and "rabbitmq_site_a_admin_password" in refused.stderr
 
 
 def test_prometheus_and_grafana_mount_the_deploy_config() -> None:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pika.exceptions import AMQPError
 
 from sortline.manifest import ModelIntegrityError
+from sortline.provisioning import BrokerSetupError
 from sortline.settings import configure_logging, parse_command
 from trainer.data.dataset import DataLayoutError
 from trainer.settings import (
@@ -32,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         name, settings = parse_command(COMMANDS, args_list, PROG, __doc__ or "")
     except SystemExit as stop:  # --help (0) or bad flags (2, the message already printed)
         return int(stop.code or 0)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     command = " ".join([PROG, shlex.join(args_list)])
     try:
         if isinstance(settings, TrainSettings):
@@ -48,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataLayoutError, ModelIntegrityError, FileNotFoundError) as error:
         print(f"{PROG} {name}: error: {error}", file=sys.stderr)
         return 2
-    except AMQPError as error:  # promote: installed, but the workers could not be told
+    except (AMQPError, BrokerSetupError) as error:  # promote: installed, but the workers could not be told
         print(f"{PROG} {name}: error: cannot announce on the broker: {error!r}", file=sys.stderr)
         return 2
 
@@ -90,7 +91,7 @@ def run_promote(settings: PromoteSettings) -> int:
     manifest = install(settings.model, settings.to)
     print(f"installed {manifest.version} at {settings.to}")
     if settings.announce:
-        announce(settings.amqp_url.get_secret_value(), manifest, settings.tls_files())
+        announce(settings.amqp_url.get_secret_value(), manifest, settings.tls_files(), settings.topology)
         print(f"announced {manifest.version} on sortline.models")
     return 0
 

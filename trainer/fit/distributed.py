@@ -54,6 +54,8 @@ def init_from_env(device: torch.device) -> DistInfo:
     info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":  # NCCL runs collectives on the current device: this rank's own
+            torch.cuda.set_device(device)
         dist.init_process_group(backend=backend)
         log.info("rank %d of %d joined the %s process group", info.rank, world, backend)
     return info
@@ -73,9 +75,17 @@ def broadcast_flag(flag: bool, info: DistInfo) -> bool:
     """Rank 0's decision (e.g. stop early), seen by every rank."""
     if not info.enabled:
         return flag
-    tensor = torch.tensor([1 if flag else 0], dtype=torch.int64)
+    tensor = torch.tensor([1 if flag else 0], dtype=torch.int64, device=collective_device())
     dist.broadcast(tensor, src=0)
     return bool(tensor.item())
+
+
+def collective_device() -> torch.device:
+    """Where a collective's tensors must live: NCCL takes only CUDA tensors (of this rank's
+    device), gloo CPU tensors."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def barrier(info: DistInfo) -> None:

@@ -19,7 +19,8 @@ import pika
 from sortline.connection import TlsFiles, connection_parameters
 from sortline.manifest import ModelManifest, load_manifest, variant_path
 from sortline.messages import ModelPromoted
-from sortline.topology import MODEL_EVENTS_EXCHANGE, declare_exchanges
+from sortline.provisioning import TopologyMode, prepare_exchanges
+from sortline.topology import MODEL_EVENTS_EXCHANGE
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,9 @@ def install(source: Path, target: Path) -> ModelManifest:
     return manifest
 
 
-def announce(amqp_url: str, manifest: ModelManifest, tls: TlsFiles | None = None) -> ModelPromoted:
+def announce(
+    amqp_url: str, manifest: ModelManifest, tls: TlsFiles | None = None, topology: TopologyMode = "declare"
+) -> ModelPromoted:
     """Publish the promotion on ``sortline.models`` and wait for the broker's confirm."""
     event = ModelPromoted(
         version=manifest.version,
@@ -66,7 +69,7 @@ def announce(amqp_url: str, manifest: ModelManifest, tls: TlsFiles | None = None
     try:
         channel = connection.channel()
         channel.confirm_delivery()
-        declare_exchanges(channel)
+        prepare_exchanges(channel, topology)  # the trainer role may only check (--topology check)
         channel.basic_publish(
             MODEL_EVENTS_EXCHANGE,
             "",

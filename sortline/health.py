@@ -1,0 +1,172 @@
+"""Liveness and readiness on each process's metrics port: ``/metrics``, ``/healthz``, ``/readyz``.
+
+``/metrics`` answers as long as the process runs, even with the broker gone or the inference
+thread stuck, so probes must not use it. A process registers named checks instead:
+
+- ``/healthz`` (liveness) fails only when restarting the process would help: a thread that must
+  keep moving (a worker's inference loop, a camera's capture loop) has not moved for too long;
+- ``/readyz`` (readiness) fails also while the process cannot do its job: not connected to the
+  broker, not consuming its queue.
+
+Both answer 200 with ``ok``, or 503 with one failing check per line. Every check is also exported
+as ``sortline_health_check{check} 1|0`` (alerts: a process that cannot reach the broker), next to
+``sortline_build_info``.
+
+``python -m sortline.health URL`` exits 0 when URL answers 200, else 1: the Docker HEALTHCHECK
+and compose's healthchecks use it (the images have no curl).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
+
+from sortline.build_info import register_build_info
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
+
+log = logging.getLogger(__name__)
+
+#: A check returns None when it passes, else why it fails (one short line).
+Check = Callable[[], "str | None"]
+
+
+class Heartbeat:
+    """A loop's proof of life: it calls :meth:`beat` on every turn; :meth:`age` is the time since."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last = clock()  # a loop that never started is as stale as one that stopped
+
+    def beat(self) -> None:
+        self._last = self._clock()
+
+    def age(self) -> float:
+        return self._clock() - self._last
+
+    def check(self, what: str, max_age: float) -> Check:
+        """A check failing while this heartbeat is older than ``max_age`` seconds."""
+
+        def stale() -> str | None:
+            age = self.age()
+            return f"{what} has not moved for {age:.0f} s (limit {max_age:.0f} s)" if age > max_age else None
+
+        return stale
+
+
+@dataclass
+class Health:
+    """The checks of one process: liveness checks count for readiness too."""
+
+    live: dict[str, Check] = field(default_factory=dict)
+    ready: dict[str, Check] = field(default_factory=dict)
+
+    def failing(self, *, readiness: bool) -> list[str]:
+        checks = {**self.live, **self.ready} if readiness else self.live
+        return [f"{name}: {problem}" for name, problem in _run(checks) if problem is not None]
+
+    def states(self) -> Iterator[tuple[str, bool]]:
+        for name, problem in _run({**self.live, **self.ready}):
+            yield name, problem is None
+
+
+def _run(checks: dict[str, Check]) -> Iterator[tuple[str, str | None]]:
+    for name, check in checks.items():
+        try:
+            yield name, check()
+        except Exception as error:  # a broken check fails, it does not break the endpoint
+            yield name, f"check raised {error!r}"
+
+
+class _HealthCollector:
+    """``sortline_health_check{check}``: each check's state at scrape time."""
+
+    def __init__(self, health: Health) -> None:
+        self._health = health
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(
+            "sortline_health_check",
+            "Health checks of this process: 1 passing, 0 failing (/readyz needs every one).",
+            labels=["check"],
+        )
+        for name, passing in self._health.states():
+            family.add_metric([name], 1.0 if passing else 0.0)
+        yield family
+
+
+def _handler(registry: CollectorRegistry, health: Health) -> type[BaseHTTPRequestHandler]:
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._answer(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+            elif path in ("/healthz", "/readyz"):
+                problems = health.failing(readiness=path == "/readyz")
+                text = "\n".join(problems) if problems else "ok"
+                self._answer(503 if problems else 200, f"{text}\n".encode(), "text/plain; charset=utf-8")
+            else:
+                self._answer(404, b"not found: /metrics, /healthz, /readyz\n", "text/plain")
+
+        def _answer(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:  # probes every few seconds: not worth a log line
+            pass
+
+    return Handler
+
+
+def serve(port: int, registry: CollectorRegistry, health: Health, host: str = "") -> ThreadingHTTPServer:
+    """Serve the three endpoints on ``port`` in a daemon thread; ``sortline_build_info`` and
+    ``sortline_health_check`` join ``registry``. Raises OSError when the port is taken."""
+    register_build_info(registry)
+    registry.register(_HealthCollector(health))
+    server = ThreadingHTTPServer((host, port), _handler(registry, health))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    return server
+
+
+def probe(url: str, timeout: float = 3.0) -> tuple[bool, str]:
+    """Whether ``url`` answers 200, and what it said."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return False, error.read().decode(errors="replace")
+    except OSError as error:
+        return False, str(error)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m sortline.health URL   (exit 0 when URL answers 200)", file=sys.stderr)
+        return 2
+    healthy, text = probe(args[0])
+    if not healthy:
+        print(text.strip(), file=sys.stderr)
+    return 0 if healthy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
