@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from rich.console import Console
@@ -25,6 +26,7 @@ from sortline.messages import DecisionMessage
 from sortline.settings import SortlineSettings, parse_cli
 from sortline.topology import delete_line
 from sortline_dev.broker import BrokerUnavailable, connect, provide_broker
+from sortline_dev.items_demo import run_items_demo
 from sortline_dev.processes import AgentProcess, ProcessFailed, WorkerProcess
 from sortline_dev.taps import Tap, decisions_tap
 
@@ -32,15 +34,26 @@ REPO = Path(__file__).resolve().parent.parent
 console = Console(highlight=False, soft_wrap=True)
 
 
-class DemoSettings(SortlineSettings):
-    """sortline-demo: run a worker and a camera agent on a folder of images and show the decisions."""
+BELT_CLIP = REPO / "samples" / "belt" / "demo.mp4"
+IMAGE_FOLDER = REPO / "samples" / "demo"
 
-    source: Path = Field(
-        REPO / "samples" / "demo", description="Folder of images to replay (DIR/<label>/*.jpg)."
+
+class DemoSettings(SortlineSettings):
+    """sortline-demo: run a worker and a camera agent on a committed sample and show the decisions.
+
+    items (the default): a belt clip, each item found, tracked and decided once, printed as it is
+    decided, then the count per bin. frame: a folder of labelled photos, one decision per image.
+    """
+
+    mode: Literal["items", "frame"] = Field(
+        "items", description="items: the belt clip samples/belt/demo.mp4; frame: the photos in samples/demo."
+    )
+    source: Path | None = Field(
+        None, description="Clip (items) or folder DIR/<label>/*.jpg (frame) to replay; default: the sample."
     )
     model: Path | None = Field(None, description="Model directory; default: the committed default model.")
     fps: float = Field(
-        0.0, ge=0.0, le=1000.0, description="Camera frame rate; 0 = as fast as the broker takes them."
+        0.0, ge=0.0, le=1000.0, description="frame: camera frame rate; 0 = as fast as the broker takes them."
     )
     timeout_s: float = Field(
         120.0, gt=0.0, le=3600.0, description="Give up waiting for decisions after this long."
@@ -62,16 +75,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_demo(settings: DemoSettings, url: str, tls: TlsFiles) -> int:
+    if settings.mode == "items":
+        return run_items_demo(settings, url, tls)
+    return run_frames_demo(settings, url, tls)
+
+
+def run_frames_demo(settings: DemoSettings, url: str, tls: TlsFiles) -> int:
     line = f"demo-{uuid.uuid4().hex[:6]}"
-    expected = len([p for p in settings.source.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}])
+    source = settings.source or IMAGE_FOLDER
+    expected = len([p for p in source.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}])
     worker = WorkerProcess(url, line, settings.model, tls=tls)
-    agent = AgentProcess(
-        url, line, settings.source, "--fps", str(settings.fps), camera_id="demo-cam", tls=tls
-    )
+    agent = AgentProcess(url, line, source, "--fps", str(settings.fps), camera_id="demo-cam", tls=tls)
     with decisions_tap(url, line, tls) as tap, worker:
         worker.wait_ready(timeout=120)  # the model is loaded and warm
         console.print(
-            f"[bold]Sortline demo[/bold]: line [cyan]{line}[/cyan], {expected} images from {settings.source}"
+            f"[bold]Sortline demo[/bold]: line [cyan]{line}[/cyan], {expected} images from {source}"
         )
         with agent:
             decisions = watch(tap, expected, settings.timeout_s)

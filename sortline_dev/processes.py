@@ -67,20 +67,23 @@ class ServiceProcess:
         metrics_port: int | None = None,
         log_level: str = "WARNING",
         tls: TlsFiles | None = None,
+        cpus: set[int] | None = None,
     ) -> None:
         self.module = module
         self.metrics_port = free_port() if metrics_port is None else metrics_port
         self.command = [sys.executable, "-m", module, *args, "--metrics-port", str(self.metrics_port),
                         "--log-level", log_level]  # fmt: skip
         self.env = process_env(amqp_url, tls)
+        self.cpus = cpus  # run on these cores only (a benchmark's "one core")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
         if self.alive:
             raise ProcessFailed(f"{self.module} is already running (pid {self.process.pid})")
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
+        pin = (lambda: os.sched_setaffinity(0, self.cpus)) if self.cpus else None
         self.process = subprocess.Popen(
-            self.command, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+            self.command, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=pin
         )
         return self
 

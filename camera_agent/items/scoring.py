@@ -3,39 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from sortline.belt import TruthItem
-
-SEQ_GATE = 8  # an event more frames than this from an item's crossing is not that item
-BELT_X_GATE = 0.12
-
-
-@dataclass(frozen=True, slots=True)
-class Observed:
-    """The part of an item event that is scored."""
-
-    seq: int
-    belt_x: float
-
-
-def match(truth: Sequence[TruthItem], events: Sequence[Observed]) -> list[tuple[int, int]]:
-    """Pairs (truth index, event index), closest first; each item and each event used once."""
-    candidates = sorted(
-        (abs(t.seq - e.seq) / SEQ_GATE + abs(t.belt_x - e.belt_x) / BELT_X_GATE, ti, ei)
-        for ti, t in enumerate(truth)
-        for ei, e in enumerate(events)
-        if abs(t.seq - e.seq) <= SEQ_GATE and abs(t.belt_x - e.belt_x) <= BELT_X_GATE
-    )
-    used_truth: set[int] = set()
-    used_events: set[int] = set()
-    pairs = []
-    for _, ti, ei in candidates:
-        if ti not in used_truth and ei not in used_events:
-            used_truth.add(ti)
-            used_events.add(ei)
-            pairs.append((ti, ei))
-    return sorted(pairs)
+from sortline.belt import BELT_X_GATE, SEQ_GATE, Observed, TruthItem, match
 
 
 def within(truth: Sequence[TruthItem], events: Sequence[Observed], first: int, last: int
