@@ -89,9 +89,11 @@ class FrameConsumer:
         metrics: WorkerMetrics,
         stop: threading.Event,
         on_model_event: Callable[[bytes], None] | None = None,
+        on_connected: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.on_model_event = on_model_event  # hot reload (``reload.ModelReloader.on_event``)
+        self.on_connected = on_connected  # and a look at the model directory after every connection
         self._worker_id = uuid.uuid4().hex[:12]
         self.processor = processor
         self.metrics = metrics
@@ -174,6 +176,8 @@ class FrameConsumer:
         self._channel = channel
         self.ready.set()
         log.info("consuming %s on %s", queue, redact_url(self._url))
+        if self.on_connected is not None:
+            self.on_connected()
 
     def _enable_confirms(self, channel: BlockingChannel) -> None:
         """Confirm mode on the underlying asynchronous channel, so publishes need not wait one by one."""

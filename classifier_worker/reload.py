@@ -1,5 +1,9 @@
 """Hot reload: when a model is promoted, load it beside the serving one and swap between two batches.
 
+``--model`` is a model directory or a registry (``sortline.registry``), whose ``current`` version is
+resolved at every load: a promotion event triggers a reload, and so does every (re)connection to
+the broker, so a worker that was away while a model was promoted catches up when it comes back.
+
 A reload that fails (files missing, sha256 mismatch, a model that will not load) keeps the old
 model serving, logs why and counts it (``sortline_model_reloads_total{result}``): a bad promotion
 must never stop a line. Loading and warm-up
@@ -19,6 +23,7 @@ from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.processor import BatchProcessor
 from sortline.manifest import load_manifest
 from sortline.messages import ModelPromoted
+from sortline.registry import resolve_model_dir
 from sortline_runtime.model import CascadeModel
 
 log = logging.getLogger(__name__)
@@ -55,25 +60,33 @@ class ModelReloader:
             return
         self._executor.submit(self.reload, event)
 
-    def reload(self, event: ModelPromoted) -> str:
+    def on_connected(self) -> None:
+        """From the pika thread, after every (re)connection: serve what the directory holds now."""
+        self._executor.submit(self.reload, None)
+
+    def reload(self, event: ModelPromoted | None) -> str:
         """``ok`` (swapped in), ``unchanged`` (nothing new on disk) or ``failed`` (old model kept)."""
         current = self.processor.model
+        why = f"promotion of {event.version}" if event else "connected"
         try:
-            if load_manifest(self.model_dir, verify=False).onnx_sha256 == current.manifest.onnx_sha256:
-                log.info("promotion of %s: %s still holds %s", event.version, self.model_dir, current.version)
-                return self._count("unchanged")
+            on_disk = load_manifest(resolve_model_dir(self.model_dir), verify=False)
+            if on_disk.onnx_sha256 == current.manifest.onnx_sha256:
+                (log.info if event else log.debug)(
+                    "%s: %s still holds %s", why, self.model_dir, current.version
+                )
+                return self._count("unchanged") if event else "unchanged"
             model = self._load()  # verifies every byte against the manifest's sha256
             model.warm_up(self.warm_up_batches)
         except Exception as error:  # whatever breaks, a bad promotion must not stop the line
             log.error(
-                "promotion of %s not loaded from %s; still serving %s: %s: %s",
-                event.version, self.model_dir, current.version, type(error).__name__, error,
+                "%s: not loaded from %s; still serving %s: %s: %s",
+                why, self.model_dir, current.version, type(error).__name__, error,
             )  # fmt: skip
             return self._count("failed")
         self.processor.swap_model(model)
         self.metrics.set_model(model.version)
         log.info("now serving %s (was %s)", model.version, current.version)
-        if model.manifest.onnx_sha256 != event.onnx_sha256:
+        if event is not None and model.manifest.onnx_sha256 != event.onnx_sha256:
             log.warning(
                 "promotion announced %s but %s holds %s: is this worker's --model the promoted one?",
                 event.version, self.model_dir, model.version,

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -23,6 +22,7 @@ from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.processor import BatchProcessor
 from classifier_worker.reload import ModelReloader
 from classifier_worker.settings import WorkerSettings
+from sortline.registry import CURRENT, resolve_model_dir
 from sortline_runtime.model import DEFAULT_MODEL_DIR, CascadeModel
 
 if TYPE_CHECKING:
@@ -46,16 +46,23 @@ class Worker:
         self.consumer.run()
 
 
-def model_loader(settings: WorkerSettings) -> Callable[[], CascadeModel]:
-    """Loads the worker's model with its options: at start, and again on every promotion."""
-    return partial(
-        CascadeModel.load,
-        settings.model or DEFAULT_MODEL_DIR,
-        intra_op_threads=settings.inference_threads or available_cpus(),
-        device=settings.device,
-        spin=settings.inference_spin,
-        variant=settings.variant,
-    )
+def model_loader(settings: WorkerSettings, pointer: str = CURRENT) -> Callable[[], CascadeModel]:
+    """Loads the worker's model with its options: at start, and again on every promotion.
+
+    ``--model`` may be a registry: its ``pointer`` version is resolved at each load.
+    """
+    path = settings.model or DEFAULT_MODEL_DIR
+
+    def load() -> CascadeModel:
+        return CascadeModel.load(
+            resolve_model_dir(path, pointer),
+            intra_op_threads=settings.inference_threads or available_cpus(),
+            device=settings.device,
+            spin=settings.inference_spin,
+            variant=settings.variant,
+        )
+
+    return load
 
 
 def load_model(settings: WorkerSettings) -> CascadeModel:
@@ -96,7 +103,7 @@ def build_worker(settings: WorkerSettings, model: CascadeModel) -> Iterator[Work
             metrics,
             warm_up_batches=warm_up_batches(settings),
         )
-        consumer = FrameConsumer(settings, processor, metrics, stop, reloader.on_event)
+        consumer = FrameConsumer(settings, processor, metrics, stop, reloader.on_event, reloader.on_connected)
         try:
             yield Worker(settings, consumer, processor, metrics, registry, stop)
         finally:

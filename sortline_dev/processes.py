@@ -138,6 +138,19 @@ class ServiceProcess:
             time.sleep(0.1)
         raise ProcessFailed(f"{self.module} did not serve /metrics within {timeout:.0f} s")
 
+    def wait_serving(self, timeout: float = 120.0) -> ServiceProcess:
+        """Wait for ``/readyz`` to answer 200: the service is connected and doing its job."""
+        from sortline.health import probe
+
+        self.wait_ready(timeout)
+        deadline = time.monotonic() + timeout
+        while not probe(f"http://127.0.0.1:{self.metrics_port}/readyz")[0]:
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise ProcessFailed(f"{self.module} did not become ready within {timeout:.0f} s")
+            time.sleep(0.1)
+        return self
+
     def _restart_on_another_port(self) -> None:
         self.stop()
         index = self.command.index("--metrics-port") + 1

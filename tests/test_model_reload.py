@@ -68,7 +68,7 @@ def test_a_promotion_that_fails_to_load_keeps_the_old_model(amqp_url, line_id, t
         manifest = install(candidate, served)
         (served / "model.onnx").write_bytes(b"corrupted after the copy")  # e.g. a bad volume
         announce(amqp_url, manifest)
-        wait_for(lambda: reloads(worker, "failed") == 1)
+        wait_for(lambda: reloads(worker, "failed") >= 1)  # the event, or the look at connection
         publish_frames(amqp_url, line_id, [green_frame(line_id, 0)])
         assert versions(decisions.collect(1, timeout=20)) == ["tiny-v1"]
 

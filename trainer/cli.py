@@ -1,4 +1,5 @@
-"""``trainer``: train, evaluate, build variants, promote, sample; data is ``DIR/<label>/*.jpg``."""
+"""``trainer``: train, evaluate, build variants, publish, promote, roll back, shadow, sample; data is
+``DIR/<label>/*.jpg``."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ from pika.exceptions import AMQPError
 
 from sortline.manifest import ModelIntegrityError
 from sortline.provisioning import BrokerSetupError
+from sortline.registry import RegistryError
 from sortline.settings import configure_logging, parse_command
 from trainer.data.dataset import DataLayoutError
 from trainer.settings import (
     COMMANDS,
     EvaluateSettings,
     PromoteSettings,
+    PublishSettings,
+    RollbackSettings,
     SampleSettings,
+    ShadowSettings,
     TrainSettings,
     VariantsSettings,
 )
@@ -42,11 +47,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_evaluate(settings)
         if isinstance(settings, VariantsSettings):
             return run_variants(settings)
-        if isinstance(settings, PromoteSettings):
-            return run_promote(settings)
+        if isinstance(settings, PromoteSettings | PublishSettings | RollbackSettings | ShadowSettings):
+            return run_lifecycle(settings)
         assert isinstance(settings, SampleSettings)
         return run_sample(settings, command)
-    except (DataLayoutError, ModelIntegrityError, FileNotFoundError) as error:
+    except (
+        DataLayoutError,
+        ModelIntegrityError,
+        FileNotFoundError,
+        RegistryError,
+    ) as error:  # GateRefused too
         print(f"{PROG} {name}: error: {error}", file=sys.stderr)
         return 2
     except (AMQPError, BrokerSetupError) as error:  # promote: installed, but the workers could not be told
@@ -85,14 +95,16 @@ def run_variants(settings: VariantsSettings) -> int:
     return 0
 
 
-def run_promote(settings: PromoteSettings) -> int:
-    from trainer.release.promote import announce, install
+def run_lifecycle(settings: PromoteSettings | PublishSettings | RollbackSettings | ShadowSettings) -> int:
+    from trainer.release import lifecycle
 
-    manifest = install(settings.model, settings.to)
-    print(f"installed {manifest.version} at {settings.to}")
-    if settings.announce:
-        announce(settings.amqp_url.get_secret_value(), manifest, settings.tls_files(), settings.topology)
-        print(f"announced {manifest.version} on sortline.models")
+    action = {
+        PromoteSettings: lifecycle.promote,
+        PublishSettings: lifecycle.publish,
+        RollbackSettings: lifecycle.rollback,
+        ShadowSettings: lifecycle.shadow,
+    }[type(settings)]
+    action(settings)
     return 0
 
 

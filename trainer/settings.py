@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import CliVariadicArg
 
 from sortline.settings import CliSettings, SortlineSettings
@@ -191,17 +191,71 @@ class VariantsSettings(DataCommand):
 
 
 class PromoteSettings(SortlineSettings):
-    """Install a verified model directory where the workers read theirs, and make them reload it.
+    """Make a model the one the workers serve, and make them reload it.
 
-    Verifies MODEL (sha256 of every file), copies it over TO without ever leaving a half-written
-    directory, then publishes a ModelPromoted event on sortline.models: every worker serving TO
-    reloads it between two batches, or keeps its old model if the new one fails to load. The broker
-    is found as every process finds it (--amqp-url, its file, TLS files and their variables).
+    Registry (a site's models: --registry R --model-version V): V must pass the gate first, scored beside
+    the current version on --gate-data (a labelled folder) and refused when worse by more than
+    --gate-margin on material accuracy, stage 1 or any bin's purity; then `current` points at V.
+    Directory (--model M --to D): M is verified (sha256 of every file) and copied over D without
+    ever leaving a half-written directory. Either way a ModelPromoted event on sortline.models makes
+    every worker reload between two batches, or keep its old model if the new one fails to load.
     """
 
-    model: Path = Field(description="The model directory to promote.")
-    to: Path = Field(description="The directory the workers serve (their --model).")
+    registry: Path | None = Field(None, description="The site's model registry (see `trainer publish`).")
+    model_version: str | None = Field(
+        None, description="With --registry: the version to promote (its number, folder or model version)."
+    )
+    gate_data: list[Path] = Field(
+        [],
+        description="With --registry: labelled folders DIR/<label>/*.jpg to score candidate and current on.",
+    )
+    gate_margin: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="How much worse than current the candidate may be on any gate figure.",
+    )
+    gate_min_bin_items: int = Field(
+        20, ge=1, le=100_000, description="A bin's purity is compared only with this many items in it."
+    )
+    force: bool = Field(False, description="Promote without the gate (and say so in the registry's history).")
+    model: Path | None = Field(None, description="Without --registry: the model directory to promote.")
+    to: Path | None = Field(None, description="Without --registry: the directory the workers serve.")
     announce: bool = Field(True, description="Publish the event; --no-announce only installs.")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> PromoteSettings:
+        if self.registry is not None:
+            if self.model_version is None or self.model is not None or self.to is not None:
+                raise ValueError("with --registry give --model-version (and not --model/--to)")
+            if not self.gate_data and not self.force:
+                raise ValueError("give --gate-data to score the candidate, or --force to skip the gate")
+        elif self.model is None or self.to is None:
+            raise ValueError("give --registry and --model-version, or --model and --to")
+        return self
+
+
+class PublishSettings(SortlineSettings):
+    """Add a model directory to a registry as its next numbered version (copied, verified)."""
+
+    model: Path = Field(description="The model directory (manifest.json + model.onnx + variants).")
+    registry: Path = Field(description="The registry (created when missing).")
+    keep: int = Field(10, ge=1, le=10_000, description="Versions kept; older ones no pointer names go.")
+
+
+class RollbackSettings(SortlineSettings):
+    """Point a registry's `current` back at the version it served before, and make workers reload."""
+
+    registry: Path = Field(description="The site's model registry.")
+    announce: bool = Field(True, description="Publish the event; --no-announce only moves the pointer.")
+
+
+class ShadowSettings(SortlineSettings):
+    """Try a version in shadow: workers run with --shadow run it beside current, deciding nothing."""
+
+    registry: Path = Field(description="The site's model registry.")
+    model_version: str | None = Field(None, description="The version to try; none: end the trial.")
+    announce: bool = Field(True, description="Publish the event so workers load it now.")
 
 
 class SampleSettings(DataCommand):
@@ -220,5 +274,8 @@ COMMANDS: dict[str, type[CliSettings]] = {
     "evaluate": EvaluateSettings,
     "variants": VariantsSettings,
     "promote": PromoteSettings,
+    "publish": PublishSettings,
+    "rollback": RollbackSettings,
+    "shadow": ShadowSettings,
     "sample": SampleSettings,
 }

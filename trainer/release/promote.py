@@ -17,20 +17,13 @@ from pathlib import Path
 import pika
 
 from sortline.connection import TlsFiles, connection_parameters
-from sortline.manifest import ModelManifest, load_manifest, variant_path
+from sortline.manifest import ModelManifest
 from sortline.messages import ModelPromoted
 from sortline.provisioning import TopologyMode, prepare_exchanges
+from sortline.registry import verified_manifest
 from sortline.topology import MODEL_EVENTS_EXCHANGE
 
 log = logging.getLogger(__name__)
-
-
-def verified_manifest(model_dir: Path) -> ModelManifest:
-    """The manifest, after checking the main file and every variant against their sha256."""
-    manifest = load_manifest(model_dir, verify=True)
-    for name in manifest.variants:
-        variant_path(model_dir, manifest, name, verify=True)
-    return manifest
 
 
 def install(source: Path, target: Path) -> ModelManifest:
