@@ -46,7 +46,12 @@ from classifier_worker.confirms import ConfirmTracker
 from classifier_worker.frames import Delivery
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.processor import BatchProcessor, Decided, Outcome, Prepared, Rejected, Retry
-from classifier_worker.publishing import HEADER_FRAME_RESERVE, publish_dead_letter, publish_decision
+from classifier_worker.publishing import (
+    HEADER_FRAME_RESERVE,
+    publish_dead_letter,
+    publish_decision,
+    publish_review,
+)
 from classifier_worker.settings import WorkerSettings
 from sortline import amqp_tables
 from sortline.backoff import backoff_delays
@@ -305,6 +310,34 @@ class FrameConsumer:
             self._hand_to_broker(outcome, error)
             return
         self._confirms.sent(outcome)
+        if isinstance(outcome, Decided) and outcome.review:
+            self._publish_review(outcome.delivery, outcome.message, outcome.review)
+
+    def submit_review(self, delivery: Delivery, decision, candidate) -> None:
+        """From the shadow thread: send a disagreement to review, on the pika thread."""
+        connection = self._connection
+        if connection is None:
+            return  # a review copy is a sample: one lost to a reconnect is not worth keeping
+        try:
+            connection.add_callback_threadsafe(
+                partial(self._publish_review, delivery, decision, "disagreement", candidate)
+            )
+        except Exception:
+            log.debug("connection gone; a shadow disagreement not sent to review")
+
+    def _publish_review(self, delivery: Delivery, decision, why: str, candidate=None) -> None:
+        """A copy to the review queue; best effort (a confirm is awaited only to keep the count)."""
+        if self._channel is None:
+            return
+        try:
+            publish_review(self._channel._impl, delivery, decision, why, self._header_budget, candidate)
+        except AMQPError:
+            raise
+        except Exception as error:  # the review copy must never cost the decision
+            log.debug("review copy of %s not sent: %r", decision.frame_id, error)
+            return
+        self._confirms.sent(None)  # the channel numbers every publish: keep the count in step
+        self.metrics.review_items.labels(line=self.settings.line_id, why=why).inc()
 
     def _hand_to_broker(self, outcome: Decided | Rejected, error: Exception) -> None:
         """Reject the frame without requeueing: the queue's own dead-letter exchange keeps it, as it
@@ -337,6 +370,8 @@ class FrameConsumer:
             return
         settled = self._confirms.take_settled()
         for outcome, confirmed in settled:
+            if outcome is None:
+                continue  # a review copy: no frame waits for it
             if not confirmed:
                 log.warning(
                     "broker refused the outcome of frame %s; requeueing it", outcome.delivery.message_id

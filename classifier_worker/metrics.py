@@ -93,6 +93,31 @@ class WorkerMetrics:
             "Connections to the broker opened after the first (each one follows a lost connection).",
             registry=registry,
         )
+        self.review_items = Counter(
+            "sortline_review_items_total",
+            "Items sent to the line's review queue, by why: abstained, disagreement (shadow), audit.",
+            ["line", "why"],
+            registry=registry,
+        )
+        self.shadow_decisions = Counter(
+            "sortline_shadow_decisions_total",
+            "Items the shadow candidate looked at, by the line's bin and the candidate's: their agreement "
+            "is the diagonal.",
+            ["line", "current_bin", "candidate_bin"],
+            registry=registry,
+        )
+        self.shadow_skipped = Counter(
+            "sortline_shadow_skipped_total",
+            "Items picked for the shadow candidate that it had no time for (its queue was full).",
+            ["line"],
+            registry=registry,
+        )
+        self.shadow_model_info = Gauge(
+            "sortline_shadow_model_info",
+            "The candidate on trial in shadow (value 1).",
+            ["version"],
+            registry=registry,
+        )
         self.in_flight = Gauge(
             "sortline_worker_in_flight_frames",
             "Frames handed to this worker and not yet settled (decoding, batching, inferring, publishing).",
@@ -116,6 +141,11 @@ class WorkerMetrics:
         # latencies into the histogram: they would pull its sum, and every mean read off it, down.
         latency_ns = max(0, time.time_ns() - message.captured_at_ns)
         self.decision_latency.labels(line=message.line_id).observe(latency_ns / 1e9)
+
+    def set_shadow_model(self, version: str | None) -> None:
+        self.shadow_model_info.clear()
+        if version is not None:
+            self.shadow_model_info.labels(version=version).set(1)
 
     def set_model(self, version: str) -> None:
         self.model_info.clear()

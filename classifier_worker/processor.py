@@ -7,6 +7,7 @@ is tested on its own and reused by the benchmark.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from concurrent.futures import Executor, Future
@@ -20,6 +21,7 @@ from classifier_worker.frames import Delivery, Frame, FramePolicy, check_frame
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.settings import WorkerSettings
 from classifier_worker.views import combine_views, split_views
+from sortline.cascade import ResidualReason
 from sortline.messages import DeadLetterReason, DecisionMessage, InvalidFrame
 from sortline_runtime.imaging import (
     check_encoded,
@@ -33,6 +35,7 @@ from sortline_runtime.model import CascadeModel, Prediction
 
 if TYPE_CHECKING:  # torch is only installed on workers that decode on the device
     from classifier_worker.device_imaging import DeviceDecoder
+    from classifier_worker.shadow import ShadowRunner
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ POISON_AFTER_DELIVERIES = 3
 class Decided:
     delivery: Delivery
     message: DecisionMessage
+    review: str | None = None  # why a copy goes to review too: abstained or audit
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +95,11 @@ class BatchProcessor:
         executor: Executor,
         device_decoder: DeviceDecoder | None = None,
         large_lane: Executor | None = None,
+        shadow: ShadowRunner | None = None,
     ) -> None:
         self.settings = settings
+        self.shadow = shadow  # a candidate model tried beside this one, deciding nothing
+        self._audit = random.Random()
         self.metrics = metrics
         self.executor = executor
         self.large_lane = large_lane
@@ -226,8 +233,18 @@ class BatchProcessor:
                 )
                 continue
             message = build_decision(item.frame, decision, float(p), probs.tolist(), model.version, now_ns)
-            outcomes[id(item)] = Decided(item.frame.delivery, message)
+            outcomes[id(item)] = Decided(item.frame.delivery, message, self._review_why(message))
+        if self.shadow is not None:
+            self.shadow.offer([(item, outcomes[id(item)]) for item in ready if id(item) in outcomes])
         return outcomes
+
+    def _review_why(self, message: DecisionMessage) -> str | None:
+        """Items a person should label: those the model abstained on, and a small random audit."""
+        if not self.settings.review:
+            return None
+        if message.residual_reason == ResidualReason.LOW_CONFIDENCE.value:
+            return "abstained"
+        return "audit" if self._audit.random() < self.settings.review_audit_share else None
 
     @staticmethod
     def _predict_on_device(

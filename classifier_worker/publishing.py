@@ -16,11 +16,20 @@ from sortline.messages import (
     DEAD_LETTER_DETAIL_HEADER,
     DEAD_LETTER_DROPPED_HEADER,
     DEAD_LETTER_REASON_HEADER,
+    REVIEW_DECISION_HEADER,
+    REVIEW_SHADOW_HEADER,
+    REVIEW_WHY_HEADER,
     DeadLetterReason,
     DecisionMessage,
     FrameHeaders,
 )
-from sortline.topology import DEAD_LETTER_EXCHANGE, DECISIONS_EXCHANGE, decisions_routing_key
+from sortline.topology import (
+    DEAD_LETTER_EXCHANGE,
+    DECISIONS_EXCHANGE,
+    REVIEW_EXCHANGE,
+    decisions_routing_key,
+    review_routing_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,18 +100,21 @@ def dead_letter_headers(
     """The frame's headers plus reason and detail, never larger than the broker's frame allows.
 
     A frame whose headers nearly fill an AMQP frame would, with a reason added, become a content
-    header the broker refuses by closing the connection. The contract's headers are kept first,
-    then the others in order while they fit ``budget`` encoded bytes; a header pika cannot encode
-    or that does not fit is left out and named in ``x-sortline-dropped-headers``.
+    header the broker refuses by closing the connection (see :func:`bounded_headers`).
     """
-    headers: dict[Any, Any] = {
-        DEAD_LETTER_REASON_HEADER: reason.value,
-        DEAD_LETTER_DETAIL_HEADER: _bounded(detail),
-    }
+    ours = {DEAD_LETTER_REASON_HEADER: reason.value, DEAD_LETTER_DETAIL_HEADER: _bounded(detail)}
+    return bounded_headers(original, ours, budget)
+
+
+def bounded_headers(original: dict[Any, Any] | None, ours: dict[str, Any], budget: int) -> dict[Any, Any]:
+    """``ours``, then the frame's headers: the contract's first, the others in order, while they fit
+    ``budget`` encoded bytes; a header pika cannot encode or that does not fit is left out and
+    named in ``x-sortline-dropped-headers``."""
+    headers: dict[Any, Any] = dict(ours)
     original = original or {}
-    ours = {DEAD_LETTER_REASON_HEADER, DEAD_LETTER_DETAIL_HEADER, DEAD_LETTER_DROPPED_HEADER}
+    skip = {*ours, DEAD_LETTER_DROPPED_HEADER}
     names = [name for name in _CONTRACT_HEADERS if name in original]
-    names += [name for name in original if name not in _CONTRACT_HEADERS and name not in ours]
+    names += [name for name in original if name not in _CONTRACT_HEADERS and name not in skip]
     used, dropped = 0, []
     for name in names:
         try:
@@ -117,6 +129,32 @@ def dead_letter_headers(
     if dropped:
         headers[DEAD_LETTER_DROPPED_HEADER] = _bounded(", ".join(dropped))
     return headers
+
+
+def publish_review(
+    channel: BlockingChannel | Channel,
+    delivery: Delivery,
+    decision: DecisionMessage,
+    why: str,
+    header_budget: int,
+    shadow: DecisionMessage | None = None,
+) -> None:
+    """A copy of a decided frame (its views, its headers) for a person to label, with what the line
+    decided (and, for a shadow disagreement, what the candidate would have)."""
+    ours = {REVIEW_WHY_HEADER: why, REVIEW_DECISION_HEADER: decision.to_json().decode()}
+    if shadow is not None:
+        ours[REVIEW_SHADOW_HEADER] = shadow.to_json().decode()
+    channel.basic_publish(
+        REVIEW_EXCHANGE,
+        review_routing_key(decision.line_id, why),
+        delivery.body,
+        pika.BasicProperties(
+            content_type=delivery.content_type,
+            message_id=f"{decision.frame_id}.{why}",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            headers=bounded_headers(delivery.headers, ours, header_budget),
+        ),
+    )
 
 
 def _bounded(text: str) -> str:

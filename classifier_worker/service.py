@@ -22,7 +22,8 @@ from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.processor import BatchProcessor
 from classifier_worker.reload import ModelReloader
 from classifier_worker.settings import WorkerSettings
-from sortline.registry import CURRENT, resolve_model_dir
+from classifier_worker.shadow import ShadowRunner
+from sortline.registry import CANDIDATE, CURRENT, resolve_model_dir
 from sortline_runtime.model import DEFAULT_MODEL_DIR, CascadeModel
 
 if TYPE_CHECKING:
@@ -103,12 +104,33 @@ def build_worker(settings: WorkerSettings, model: CascadeModel) -> Iterator[Work
             metrics,
             warm_up_batches=warm_up_batches(settings),
         )
-        consumer = FrameConsumer(settings, processor, metrics, stop, reloader.on_event, reloader.on_connected)
+        on_event, on_connected = reloader.on_event, reloader.on_connected
+        consumer = FrameConsumer(settings, processor, metrics, stop, on_event, on_connected)
+        if settings.shadow:
+            processor.shadow = shadow = make_shadow(settings, metrics, consumer)
+            consumer.on_model_event = lambda body: (on_event(body), shadow.reload_later())
+            consumer.on_connected = lambda: (on_connected(), shadow.reload_later())
         try:
             yield Worker(settings, consumer, processor, metrics, registry, stop)
         finally:
             stop.set()
             reloader.close()
+            if processor.shadow is not None:
+                processor.shadow.close()
+
+
+def make_shadow(settings: WorkerSettings, metrics: WorkerMetrics, consumer: FrameConsumer) -> ShadowRunner:
+    """The registry's candidate on one low-priority thread; no candidate pointer: nothing on trial."""
+    path = settings.model or DEFAULT_MODEL_DIR
+    load = model_loader(settings.model_copy(update={"inference_threads": 1}), CANDIDATE)
+
+    def load_candidate() -> CascadeModel | None:
+        if not (path / CANDIDATE).exists():
+            return None
+        return load()
+
+    return ShadowRunner(load_candidate, settings.shadow_share, settings.view_combination, metrics,
+                        settings.line_id, consumer.submit_review)  # fmt: skip
 
 
 def make_device_decoder(decode: str, model: CascadeModel) -> DeviceDecoder | None:

@@ -124,4 +124,21 @@ class WorkerSettings(SortlineSettings):
         "cascade's thresholds: mean of probabilities, or log-mean (geometric). docs/belt.md has the "
         "measurement.",
     )
+    review: bool = Field(
+        True,
+        description="Send copies of hard items to the line's review queue (sortline.review.<line>, bounded): "
+        "those the model abstained on, shadow disagreements, and a random --review-audit-share.",
+    )
+    review_audit_share: float = Field(
+        0.01, ge=0.0, le=1.0, description="Share of decided items sent to review at random, as an audit."
+    )
+    shadow: bool = Field(
+        False,
+        description="Run the registry's candidate version (trainer shadow) beside the serving model on "
+        "--shadow-share of items, at low priority on one thread: its agreement is exported as metrics, its "
+        "answers never become decisions. --model must be a registry.",
+    )
+    shadow_share: float = Field(
+        0.1, gt=0.0, le=1.0, description="Share of items the shadow candidate looks at."
+    )
     metrics_port: int = Field(9102, ge=0, le=65535, description="Port of /metrics; 0 disables it.")

@@ -40,10 +40,13 @@ from sortline.topology import (
     DECISIONS_EXCHANGE,
     FRAMES_EXCHANGE,
     MODEL_EVENTS_EXCHANGE,
+    REVIEW_EXCHANGE,
     decisions_queue,
     decisions_queue_arguments,
     frames_queue,
     frames_queue_arguments,
+    review_queue,
+    review_queue_arguments,
 )
 
 #: Site and line ids appear unescaped in permission patterns: they must not contain regex syntax.
@@ -93,12 +96,13 @@ def worker_role(site: str, line: str) -> Role:
         f"{site}-{line}-worker",
         (),
         _only(events),
-        _only(_name(DECISIONS_EXCHANGE), _name(DEAD_LETTER_EXCHANGE), events),
+        _only(_name(DECISIONS_EXCHANGE), _name(DEAD_LETTER_EXCHANGE), _name(REVIEW_EXCHANGE), events),
         _only(_name(frames_queue(line)), _name(MODEL_EVENTS_EXCHANGE), events),
         (
             (DECISIONS_EXCHANGE, rf"^decisions\.{line}\.[^.]+$", NOTHING),
             # Dead letters keep their frame's routing key, which the line's binding matched.
             (DEAD_LETTER_EXCHANGE, rf"^frames\.{line}\.[^.]+$", NOTHING),
+            (REVIEW_EXCHANGE, rf"^review\.{line}\.[^.]+$", NOTHING),
         ),
     )
 
@@ -109,6 +113,11 @@ def ejector_role(site: str, line: str) -> Role:
 
 def trainer_role(site: str) -> Role:
     return Role(f"{site}-trainer", (), NOTHING, _only(_name(MODEL_EVENTS_EXCHANGE)), NOTHING)
+
+
+def reviewer_role(site: str) -> Role:
+    """``trainer review``: takes the lines' review items, nothing else."""
+    return Role(f"{site}-reviewer", (), NOTHING, NOTHING, r"^sortline\.review\.[A-Za-z0-9_-]+$")
 
 
 def monitor_role(site: str) -> Role:
@@ -126,6 +135,7 @@ LINE_ROLES: dict[str, Callable[[str, str], Role]] = {
 }
 SITE_ROLES: dict[str, Callable[[str], Role]] = {
     "trainer": trainer_role,
+    "reviewer": reviewer_role,
     "monitor": monitor_role,
     "admin": admin_role,
 }
@@ -148,7 +158,8 @@ def _topology(site: str, lines: Sequence[str]) -> dict[str, list[dict[str, Any]]
         {"name": name, "vhost": site, "type": kind, "durable": True, "auto_delete": False,
          "internal": False, "arguments": {}}
         for name, kind in ((FRAMES_EXCHANGE, "topic"), (DECISIONS_EXCHANGE, "topic"),
-                           (DEAD_LETTER_EXCHANGE, "topic"), (MODEL_EVENTS_EXCHANGE, "fanout"))
+                           (DEAD_LETTER_EXCHANGE, "topic"), (MODEL_EVENTS_EXCHANGE, "fanout"),
+                           (REVIEW_EXCHANGE, "topic"))
     ]  # fmt: skip
     queues = [_queue(site, DEAD_LETTER_QUEUE, {"x-queue-type": "quorum"})]
     bindings = [_binding(site, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, "#")]
@@ -157,6 +168,8 @@ def _topology(site: str, lines: Sequence[str]) -> dict[str, list[dict[str, Any]]
         bindings.append(_binding(site, FRAMES_EXCHANGE, frames_queue(line), f"frames.{line}.*"))
         queues.append(_queue(site, decisions_queue(line), decisions_queue_arguments()))
         bindings.append(_binding(site, DECISIONS_EXCHANGE, decisions_queue(line), f"decisions.{line}.#"))
+        queues.append(_queue(site, review_queue(line), review_queue_arguments()))
+        bindings.append(_binding(site, REVIEW_EXCHANGE, review_queue(line), f"review.{line}.#"))
     return {"exchanges": exchanges, "queues": queues, "bindings": bindings}
 
 

@@ -30,6 +30,11 @@ IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png")
 #: Header names on a dead letter, set by the worker that rejected the frame.
 DEAD_LETTER_REASON_HEADER = "x-sortline-reason"
 DEAD_LETTER_DETAIL_HEADER = "x-sortline-detail"
+#: Header names on an item sent to review: why (abstained, disagreement, audit), the line's
+#: decision (JSON), and the shadow candidate's decision where they disagreed (JSON).
+REVIEW_WHY_HEADER = "x-sortline-review"
+REVIEW_DECISION_HEADER = "x-sortline-decision"
+REVIEW_SHADOW_HEADER = "x-sortline-shadow-decision"
 #: Names of the frame's own headers a dead letter could not carry (too large, or not encodable).
 DEAD_LETTER_DROPPED_HEADER = "x-sortline-dropped-headers"
 

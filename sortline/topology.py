@@ -17,6 +17,11 @@ DECISIONS_EXCHANGE: Final = "sortline.decisions"
 DEAD_LETTER_EXCHANGE: Final = "sortline.dead-letters"
 DEAD_LETTER_QUEUE: Final = "sortline.dead-letters"
 MODEL_EVENTS_EXCHANGE: Final = "sortline.models"
+#: Items the line found hard (abstained, shadow disagreements, an audit sample), for a person to label.
+REVIEW_EXCHANGE: Final = "sortline.review"
+#: A line's review queue keeps at most this many items, the oldest dropped: it is a sample to
+#: learn from, not a record, and nothing must grow without bound at a plant.
+REVIEW_QUEUE_MAX_LENGTH: Final = 1000
 
 #: A frame that crashed decoding or inference this many times is dead-lettered by the broker.
 FRAME_DELIVERY_LIMIT: Final = 5
@@ -85,9 +90,29 @@ def declare_decisions_queue(channel: BlockingChannel, line_id: str) -> str:
     return queue
 
 
+def review_routing_key(line_id: str, why: str) -> str:
+    return f"review.{line_id}.{why}"
+
+
+def review_queue(line_id: str) -> str:
+    """A line's items waiting for a person to label them (``trainer review``)."""
+    return f"sortline.review.{line_id}"
+
+
+def review_queue_arguments() -> dict[str, Any]:
+    return {"x-queue-type": "quorum", "x-max-length": REVIEW_QUEUE_MAX_LENGTH, "x-overflow": "drop-head"}
+
+
+def declare_review_queue(channel: BlockingChannel, line_id: str) -> str:
+    queue = review_queue(line_id)
+    channel.queue_declare(queue=queue, durable=True, arguments=review_queue_arguments())
+    channel.queue_bind(queue=queue, exchange=REVIEW_EXCHANGE, routing_key=f"review.{line_id}.#")
+    return queue
+
+
 def declare_exchanges(channel: BlockingChannel) -> None:
-    """The three exchanges and the dead-letter queue (bound to every dead letter)."""
-    for name in (FRAMES_EXCHANGE, DECISIONS_EXCHANGE, DEAD_LETTER_EXCHANGE):
+    """The exchanges and the dead-letter queue (bound to every dead letter)."""
+    for name in (FRAMES_EXCHANGE, DECISIONS_EXCHANGE, DEAD_LETTER_EXCHANGE, REVIEW_EXCHANGE):
         channel.exchange_declare(exchange=name, exchange_type="topic", durable=True)
     channel.exchange_declare(exchange=MODEL_EVENTS_EXCHANGE, exchange_type="fanout", durable=True)
     # Bounded by the operator's policy (deploy/), not by arguments: changing a queue's arguments
@@ -115,6 +140,7 @@ def declare_line(channel: BlockingChannel, line_id: str) -> str:
     channel.queue_declare(queue=queue, durable=True, arguments=frames_queue_arguments())
     channel.queue_bind(queue=queue, exchange=FRAMES_EXCHANGE, routing_key=frames_routing_key(line_id, "*"))
     declare_decisions_queue(channel, line_id)
+    declare_review_queue(channel, line_id)
     return queue
 
 
@@ -122,3 +148,4 @@ def delete_line(channel: BlockingChannel, line_id: str) -> None:
     """Remove a line's queues (what a test, the demo or a benchmark run made), with what they hold."""
     channel.queue_delete(frames_queue(line_id))
     channel.queue_delete(decisions_queue(line_id))
+    channel.queue_delete(review_queue(line_id))

@@ -29,8 +29,10 @@ from sortline.topology import (
     DECISIONS_EXCHANGE,
     FRAMES_EXCHANGE,
     MODEL_EVENTS_EXCHANGE,
+    REVIEW_EXCHANGE,
     declare_model_events_queue,
     frames_queue,
+    review_queue,
 )
 from sortline_dev.broker import process_env
 from sortline_dev.processes import AgentProcess, WorkerProcess
@@ -91,6 +93,7 @@ def model_events_queue(channel: BlockingChannel) -> None:
 
 FRAMES_1, FRAMES_2 = frames_queue("line-1"), frames_queue("line-2")
 DECISIONS_1, DECISIONS_2 = decisions_queue("line-1"), decisions_queue("line-2")
+REVIEW_1 = review_queue("line-1")
 PROMOTION = json.dumps({"version": "fake", "onnx_sha256": "0" * 64}).encode()
 
 # (role, what it tries, the attempt, allowed?) -- role users of line-1 where the role has a line.
@@ -140,6 +143,14 @@ CASES: list[tuple[str, str, Action, bool]] = [
     ("trainer", "publish a decision", publish(DECISIONS_EXCHANGE, "decisions.line-1.glass"), False),
     ("trainer", "read a line's frames", get(FRAMES_1), False),
     ("trainer", "declare an exchange", declare_exchange(MODEL_EVENTS_EXCHANGE + "-2"), False),
+    ("worker", "send an item to review", publish(REVIEW_EXCHANGE, "review.line-1.abstained"), True),
+    ("worker", "send another line's item to review", publish(REVIEW_EXCHANGE, "review.line-2.audit"), False),
+    ("reviewer", "take a line's review items", consume(REVIEW_1), True),
+    ("reviewer", "take another line's review items", consume(review_queue("line-2")), True),
+    ("reviewer", "publish a review item", publish(REVIEW_EXCHANGE, "review.line-1.audit"), False),
+    ("reviewer", "read a line's frames", get(FRAMES_1), False),
+    ("reviewer", "read the decisions", consume(DECISIONS_1), False),
+    ("camera", "read the review items", consume(REVIEW_1), False),
     ("monitor", "publish a frame", publish(FRAMES_EXCHANGE, "frames.line-1.cam-1"), False),
     ("monitor", "read a line's frames", get(FRAMES_1), False),
 ]

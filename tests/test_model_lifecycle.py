@@ -90,6 +90,7 @@ def test_promotion_rollback_and_a_corrupt_version_under_a_steady_stream(amqp_url
             time.sleep(1)
             assert lifecycle(amqp_url, registry, "promote", "--model-version", "2", "--force") == 0
             swaps["promote"] = seconds_until_all_serve(workers, "tiny-2")
+            time.sleep(1)  # frames decided by the new version
             assert lifecycle(amqp_url, registry, "rollback") == 0
             swaps["rollback"] = seconds_until_all_serve(workers, "tiny-1")
             # a version whose file rots on disk after it was published: refused, tiny-1 serves on

@@ -1,5 +1,5 @@
-"""``trainer``: train, evaluate, build variants, publish, promote, roll back, shadow, sample; data is
-``DIR/<label>/*.jpg``."""
+"""``trainer``: train, evaluate, build variants, publish, promote, roll back, shadow, review, sample;
+data is ``DIR/<label>/*.jpg``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from trainer.settings import (
     EvaluateSettings,
     PromoteSettings,
     PublishSettings,
+    ReviewSettings,
     RollbackSettings,
     SampleSettings,
     ShadowSettings,
@@ -49,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_variants(settings)
         if isinstance(settings, PromoteSettings | PublishSettings | RollbackSettings | ShadowSettings):
             return run_lifecycle(settings)
+        if isinstance(settings, ReviewSettings):
+            from trainer.review.command import serve_review
+
+            return serve_review(settings)
         assert isinstance(settings, SampleSettings)
         return run_sample(settings, command)
     except (

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import CliVariadicArg
 
+from sortline.messages import Identifier
 from sortline.settings import CliSettings, SortlineSettings
 from trainer.data.splits import DEFAULT_CALIB_FRACTION, DEFAULT_VAL_FRACTION
 from trainer.fit.config import FinetuneConfig, HeadConfig, QatConfig
@@ -258,6 +259,19 @@ class ShadowSettings(SortlineSettings):
     announce: bool = Field(True, description="Publish the event so workers load it now.")
 
 
+class ReviewSettings(SortlineSettings):
+    """Serve a page where a person labels a line's review items (keyboard: one key per label).
+
+    Items come from sortline.review.<line> (what workers found hard: abstained, shadow
+    disagreements, an audit sample); each label writes the item's views into OUT/<label>/, the
+    layout `trainer train --data` reads, and takes the item off the queue.
+    """
+
+    line_id: Identifier = Field("line-1", description="The line whose review queue to work through.")
+    out: Path = Field(description="Folder to write the labelled views into (OUT/<label>/*.jpg).")
+    port: int = Field(8090, ge=0, le=65535, description="Port of the page (0: any free port, printed).")
+
+
 class SampleSettings(DataCommand):
     """Write a small demo sample drawn from the validation split."""
 
@@ -277,5 +291,6 @@ COMMANDS: dict[str, type[CliSettings]] = {
     "publish": PublishSettings,
     "rollback": RollbackSettings,
     "shadow": ShadowSettings,
+    "review": ReviewSettings,
     "sample": SampleSettings,
 }
