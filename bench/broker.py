@@ -122,7 +122,7 @@ def delete_line(amqp_url: str, line_id: str) -> None:
 
 
 def stage_summary(scrapes: list[Scrape]) -> dict[str, Any]:
-    """``sortline_worker_stage_seconds`` and the batch-size histogram summed over workers."""
+    """Stage seconds, the batch-size histogram and the shadow's counts, summed over workers."""
     totals: dict[str, dict[str, float]] = {}
     for kind in ("sum", "count"):
         for scrape in scrapes:
@@ -140,8 +140,13 @@ def stage_summary(scrapes: list[Scrape]) -> dict[str, Any]:
         }
         for stage, v in sorted(totals.items())
     }
+    shadow = {
+        key: int(sum(scrape.total(f"sortline_shadow_{key}_total") for scrape in scrapes))
+        for key in ("decisions", "skipped")
+    }
     return {
         "stages": stages,
+        "shadow": shadow,
         "batches": int(batch["count"]),
         "mean_batch_size": round(batch["sum"] / batch["count"], 2) if batch["count"] else None,
     }

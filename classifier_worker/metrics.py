@@ -101,9 +101,9 @@ class WorkerMetrics:
         )
         self.shadow_decisions = Counter(
             "sortline_shadow_decisions_total",
-            "Items the shadow candidate looked at, by the line's bin and the candidate's: their agreement "
-            "is the diagonal.",
-            ["line", "current_bin", "candidate_bin"],
+            "Items the shadow candidate looked at, by the line's bin and the candidate's (the confusion) "
+            "and whether they agreed (yes/no: agreement without comparing labels in PromQL).",
+            ["line", "current_bin", "candidate_bin", "agreed"],
             registry=registry,
         )
         self.shadow_skipped = Counter(

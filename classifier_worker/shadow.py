@@ -49,6 +49,7 @@ class ShadowRunner:
         self._share, self._combination = share, combination
         self.metrics, self.line_id = metrics, line_id
         self._on_disagreement = on_disagreement  # (delivery, decision, candidate decision)
+        metrics.shadow_skipped.labels(line=line_id)  # exported at 0: a rate of skips from the start
         self._model: CascadeModel | None = None
         self._queue: queue.Queue[list[tuple[object, object]] | None] = queue.Queue(QUEUE_BATCHES)
         self._pick = random.Random()
@@ -124,8 +125,9 @@ class ShadowRunner:
             batch, answers, prediction.p_organic, prediction.material_probs, strict=True
         ):
             current = outcome.message.bin
+            agreed = "yes" if answer.bin == current else "no"
             self.metrics.shadow_decisions.labels(
-                line=self.line_id, current_bin=current, candidate_bin=answer.bin
+                line=self.line_id, current_bin=current, candidate_bin=answer.bin, agreed=agreed
             ).inc()
             if answer.bin != current:
                 candidate = build_decision(item.frame, answer, float(p), probs.tolist(), model.version)

@@ -9,7 +9,8 @@ expression is sent with ``$line`` as Grafana substitutes it for All, for both li
 and must return data; the panels that show the line working must show more than zero.
 
 The traffic includes what the loss panels show: one frame the broker redelivers, one frame a
-worker dead-letters, and an unreadable file each camera drops.
+worker dead-letters, and an unreadable file each camera drops; line-1's worker tries a shadow
+candidate, for the shadow panels.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sortline.registry import CANDIDATE, CURRENT, ModelRegistry
 from sortline.topology import frames_queue
 from sortline_dev.processes import AgentProcess, WorkerProcess, free_port
 from sortline_dev.publishing import frame_headers, publish_frames
@@ -62,6 +64,7 @@ KEY_PANELS = {
     "Camera drops by reason",
     "Dead letters by reason",
     "Redelivered frames",
+    "Shadow agreement with the line",
 }
 
 
@@ -152,9 +155,15 @@ def running_lines(
     """A worker and a camera agent per line; the metrics targets of each job."""
     check = ("--topology", "check")
     targets: dict[str, list[str]] = {"sortline-worker": [], "sortline-camera-agent": []}
+    # line-1 tries a candidate in shadow (the same weights published again: they agree)
+    registry = ModelRegistry(tmp_path_factory.mktemp("registry") / "registry")
+    registry.point(CURRENT, registry.publish(tiny_model_dir), "promote")
+    registry.point(CANDIDATE, registry.publish(tiny_model_dir), "shadow")
+    shadow = {LINES[0]: ("--shadow", "--shadow-share", "1.0")}
     with ExitStack() as stack:
         for line in LINES:
-            worker = WorkerProcess(site.url("worker", line), line, tiny_model_dir, *check)
+            model = registry.root if line in shadow else tiny_model_dir
+            worker = WorkerProcess(site.url("worker", line), line, model, *check, *shadow.get(line, ()))
             stack.enter_context(worker).wait_ready()
             folder = _replay_folder(tmp_path_factory.mktemp(line) / "replay", sample_images)
             agent = AgentProcess(site.url("camera", line), line, folder, *check, "--loop", "--fps", "4")
