@@ -80,6 +80,7 @@ class AgentSettings(SortlineSettings):
     )
     roi: tuple[int, int, int, int] | None = Field(
         None,
+        json_schema_extra={"metavar": "X,Y,W,H"},
         description="items: the belt's region of the frame as x,y,w,h in pixels; default the whole frame.",
     )
     max_crops: int = Field(
