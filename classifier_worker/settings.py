@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from sortline.messages import Identifier
-from sortline.settings import SortlineSettings
+from sortline.settings import METRICS_PORT_HELP, SortlineSettings
 
 
 class WorkerSettings(SortlineSettings):
@@ -124,4 +124,4 @@ class WorkerSettings(SortlineSettings):
         "cascade's thresholds: mean of probabilities, or log-mean (geometric). docs/belt.md has the "
         "measurement.",
     )
-    metrics_port: int = Field(9102, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
+    metrics_port: int = Field(9102, ge=0, le=65535, description=METRICS_PORT_HELP)

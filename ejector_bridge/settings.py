@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from ejector_bridge.geometry import EjectorGeometry, Fraction, ValveBar, load_geometry
 from sortline.labels import BINS
 from sortline.messages import Identifier
-from sortline.settings import SortlineSettings
+from sortline.settings import METRICS_PORT_HELP, SortlineSettings
 
 
 class BridgeSettings(SortlineSettings):
@@ -64,7 +64,7 @@ class BridgeSettings(SortlineSettings):
         description="A pulse that would have to start sooner than this from now is refused as late.",
     )
     prefetch: int = Field(256, ge=1, le=10_000, description="Decisions the broker may hand over unacked.")
-    metrics_port: int = Field(9103, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
+    metrics_port: int = Field(9103, ge=0, le=65535, description=METRICS_PORT_HELP)
 
     @model_validator(mode="after")
     def _geometry_loads(self) -> BridgeSettings:

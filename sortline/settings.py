@@ -37,6 +37,12 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
 
 S = TypeVar("S", bound=BaseSettings)
 
+#: Every service serves /metrics, /healthz and /readyz on one port (sortline.health.serve_metrics).
+METRICS_PORT_HELP = (
+    "Port of /metrics (Prometheus), /healthz and /readyz; 0 = any free port (the log names it). "
+    "Two processes on one host need two ports."
+)
+
 
 class CliSettings(BaseSettings):
     """What every command's settings share: the env prefix, kebab-case flags, choices in any case."""
@@ -50,8 +56,8 @@ class CliSettings(BaseSettings):
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="Logging level; DEBUG also shows the broker client's (pika's) own errors and "
-        "tracebacks."
+        "INFO",
+        description="Logging level; DEBUG also shows the broker client's (pika's) own errors and tracebacks.",
     )
     log_format: Literal["text", "json"] = Field(
         "text",
@@ -86,9 +92,7 @@ class SortlineSettings(CliSettings):
     )
     tls_cert_file: Path | None = Field(None, description="Client certificate for mutual TLS (amqps://).")
     tls_key_file: Path | None = Field(None, description="Private key of --tls-cert-file.")
-    metrics_port: int = Field(
-        0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 disables it."
-    )
+    metrics_port: int = Field(0, ge=0, le=65535, description=METRICS_PORT_HELP)
     max_retry_seconds: float = Field(
         30.0, gt=0.0, le=3600.0, description="Longest wait between reconnect attempts to the broker."
     )
