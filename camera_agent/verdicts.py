@@ -19,7 +19,7 @@ from sortline import amqp_tables
 from sortline.backoff import backoff_delays
 from sortline.connection import TlsFiles, connection_parameters
 from sortline.messages import DecisionMessage
-from sortline.topology import DECISIONS_EXCHANGE, declare_exchanges
+from sortline.topology import DECISIONS_EXCHANGE, declare_exchanges, declare_tap
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,7 @@ class VerdictWatcher:
         try:
             channel = connection.channel()
             declare_exchanges(channel)
-            queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-            channel.queue_bind(queue, DECISIONS_EXCHANGE, f"decisions.{self._line_id}.#")
+            queue = declare_tap(channel, DECISIONS_EXCHANGE, [f"decisions.{self._line_id}.#"])
             channel.basic_consume(queue, self._on_decision, auto_ack=True)
             while not self._stop.is_set():
                 connection.process_data_events(time_limit=0.1)

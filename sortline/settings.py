@@ -37,7 +37,8 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
 
 S = TypeVar("S", bound=BaseSettings)
 
-#: Every service serves /metrics, /healthz and /readyz on one port (sortline.health.serve_metrics).
+#: The services (worker, camera agent, ejector bridge) serve /metrics, /healthz and /readyz on one
+#: port (sortline.health.serve_metrics); each has its own default, so the field is theirs.
 METRICS_PORT_HELP = (
     "Port of /metrics (Prometheus), /healthz and /readyz; 0 = any free port (the log names it). "
     "Two processes on one host need two ports."
@@ -92,7 +93,6 @@ class SortlineSettings(CliSettings):
     )
     tls_cert_file: Path | None = Field(None, description="Client certificate for mutual TLS (amqps://).")
     tls_key_file: Path | None = Field(None, description="Private key of --tls-cert-file.")
-    metrics_port: int = Field(0, ge=0, le=65535, description=METRICS_PORT_HELP)
     max_retry_seconds: float = Field(
         30.0, gt=0.0, le=3600.0, description="Longest wait between reconnect attempts to the broker."
     )
