@@ -19,6 +19,7 @@ from sortline import amqp_tables
 from sortline.backoff import backoff_delays
 from sortline.connection import TlsFiles, connection_parameters
 from sortline.messages import DecisionMessage
+from sortline.readable import decision_confidence_text, reason_text
 from sortline.topology import DECISIONS_EXCHANGE, declare_exchanges, declare_tap
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class Decided:
     residual_reason: str | None
     latency_ms: float
     received_ns: int  # when this tap had it
+    confidence_shown: str  # as people read it: 0.9994, not 1.0000
+    why: str  # a residual's reason with its figures, else ''
 
 
 class VerdictWatcher:
@@ -96,7 +99,8 @@ class VerdictWatcher:
         if decision.camera_id != self._camera_id or decision.item_id is None:
             return
         seen = Decided(decision.item_id, decision.bin, decision.confidence, decision.residual_reason,
-                       decision.latency_ms, time.time_ns())  # fmt: skip
+                       decision.latency_ms, time.time_ns(), decision_confidence_text(decision),
+                       reason_text(decision))  # fmt: skip
         with self._lock:
             self._recent[decision.item_id] = seen
             while len(self._recent) > RECENT:

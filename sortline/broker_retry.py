@@ -45,12 +45,13 @@ class BrokerRetry:
         delay = next(self._delays)
         self._failures += 1
         at = (datetime.now() + timedelta(seconds=delay)).strftime("%H:%M:%S")
+        why, check = failure(error, self._url)
         if self._was_connected and self._failures == 1:
-            line = f"lost the broker at {self._shown} ({why(error)}); reconnecting in {delay:.1f} s ({at})"
+            line = f"lost the broker at {self._shown} ({why}); reconnecting in {delay:.1f} s ({at})"
         else:
-            line = f"broker at {self._shown} unreachable ({why(error)}); retrying in {delay:.1f} s ({at})"
+            line = f"broker at {self._shown} unreachable ({why}); retrying in {delay:.1f} s ({at})"
         if self._failures == 2:  # a second failure in a row is not a blip: say where to look, once
-            line += f"; check {what_to_check(error, self._url)}"
+            line += f"; check {check}"
         self._log.warning(line)
         return delay
 
@@ -70,41 +71,37 @@ def root_cause(error: BaseException) -> BaseException:
         seen.add(id(error))
 
 
-def why(error: BaseException) -> str:
-    """A failure to reach or keep the broker, in a few words."""
+def failure(error: BaseException, url: str) -> tuple[str, str]:
+    """Why an attempt to reach (or keep) the broker at ``url`` failed, in a few words, and what to
+    check first for that kind of failure."""
     from pika.exceptions import AMQPChannelError, ConnectionClosedByBroker, StreamLostError
 
-    cause = root_cause(error)
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return f"certificate verify failed: {getattr(cause, 'verify_message', None) or cause}"
-    if isinstance(cause, socket.gaierror):
-        return f"host name not found: {cause.strerror}"
-    if isinstance(cause, ConnectionClosedByBroker):
-        return f"closed by the broker: {cause.reply_text}"
-    if isinstance(cause, AMQPChannelError) and len(cause.args) >= 2:
-        return f"channel closed by the broker: {cause.args[1]}"
-    if isinstance(cause, StreamLostError):
-        return "connection dropped"
-    if isinstance(cause, TimeoutError) or "Timeout" in type(cause).__name__:
-        return "timed out"
-    if isinstance(cause, OSError) and cause.strerror:
-        return cause.strerror.lower()
-    return str(cause) or type(cause).__name__
-
-
-def what_to_check(error: BaseException, url: str) -> str:
-    """Where to look first, by the kind of failure."""
     parts = urlsplit(url)
     host = parts.hostname or "localhost"
     address = f"{host}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
-    cause = root_cause(error)
-    if isinstance(cause, ssl.SSLError):
-        return f"--tls-ca-file (the CA that signed the broker's certificate) and that it names {host}"
-    if isinstance(cause, socket.gaierror):
-        return f"that {host} resolves here (DNS, /etc/hosts) and the URL's host name"
-    if isinstance(cause, ConnectionRefusedError):
-        return f"that RabbitMQ runs at {address} (nothing listens there now) and the URL's host and port"
-    return (
+    reach = (
         f"that RabbitMQ runs at {address} and this host can reach it (firewall, network policy), and the "
         "URL (--amqp-url, --amqp-url-file, SORTLINE_AMQP_URL or AMQP_URL)"
     )
+    cause = root_cause(error)
+    if isinstance(cause, ssl.SSLError):
+        what = getattr(cause, "verify_message", None) or cause
+        why = (
+            f"certificate verify failed: {what}"
+            if isinstance(cause, ssl.SSLCertVerificationError)
+            else str(cause)
+        )
+        return why, f"--tls-ca-file (the CA that signed the broker's certificate) and that it names {host}"
+    if isinstance(cause, socket.gaierror):
+        return f"host name not found: {cause.strerror}", f"that {host} resolves here (DNS, /etc/hosts)"
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused", f"that RabbitMQ runs at {address} (nothing listens there now)"
+    if isinstance(cause, ConnectionClosedByBroker):
+        return f"closed by the broker: {cause.reply_text}", reach
+    if isinstance(cause, AMQPChannelError) and len(cause.args) >= 2:
+        return f"channel closed by the broker: {cause.args[1]}", reach
+    if isinstance(cause, StreamLostError):
+        return "connection dropped", reach
+    if isinstance(cause, TimeoutError) or "Timeout" in type(cause).__name__:
+        return "timed out", reach
+    return (cause.strerror.lower() if isinstance(cause, OSError) and cause.strerror else str(cause)), reach

@@ -8,7 +8,7 @@ rewrites every flag before argparse sees it, from the field itself:
 - the help text ends with the field's bounds or allowed values, its default (none when it has
   none, never ``null``; a URL's password hidden) and the environment variable(s) it is read from.
 
-:func:`choice_values` and :func:`canonical_choice` let settings accept those values in any case.
+:func:`choice_spellings` and :func:`canonical_choice` let settings accept those values in any case.
 """
 
 from __future__ import annotations
@@ -78,13 +78,22 @@ def choice_values(annotation: Any) -> tuple[str, ...]:
     return ()
 
 
-def canonical_choice(value: Any, choices: tuple[str, ...]) -> Any:
-    """``value`` as spelled in ``choices`` when it matches one in another case (``debug`` -> ``DEBUG``)."""
+def choice_spellings(annotation: Any) -> dict[str, str]:
+    """Each accepted value (and an Enum member's name) in lower case, to the value as it is spelled."""
+    spellings = {value.casefold(): value for value in choice_values(annotation)}
+    item = _list_item(annotation)
+    enum = _unwrap(item if item is not None else annotation)
+    if isinstance(enum, type) and issubclass(enum, Enum):
+        spellings |= {name.casefold(): str(member.value) for name, member in enum.__members__.items()}
+    return spellings
+
+
+def canonical_choice(value: Any, spellings: dict[str, str]) -> Any:
+    """``value`` as the choice is spelled when it names one in another case (``debug`` -> ``DEBUG``)."""
     if isinstance(value, str):
-        by_folded = {choice.casefold(): choice for choice in choices}
-        return by_folded.get(value.casefold(), value)
+        return spellings.get(value.casefold(), value)
     if isinstance(value, list | tuple):
-        return type(value)(canonical_choice(item, choices) for item in value)
+        return type(value)(canonical_choice(item, spellings) for item in value)
     return value
 
 

@@ -28,7 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sortline.build_info import version_text
-from sortline.cli_help import canonical_choice, choice_values, cli_source, plain_text
+from sortline.cli_help import canonical_choice, choice_spellings, cli_source, plain_text
 from sortline.connection import TlsFiles
 from sortline.log_format import JsonFormatter
 from sortline.provisioning import TopologyMode
@@ -71,8 +71,8 @@ class CliSettings(BaseSettings):
     @classmethod
     def _choice_in_any_case(cls, value: object, info: ValidationInfo) -> object:
         """``--log-level debug``, ``SORTLINE_LOG_FORMAT=JSON``: a choice is a word, not its spelling."""
-        choices = choice_values(cls.model_fields[info.field_name].annotation) if info.field_name else ()
-        return canonical_choice(value, choices) if choices else value
+        spellings = choice_spellings(cls.model_fields[info.field_name].annotation) if info.field_name else {}
+        return canonical_choice(value, spellings) if spellings else value
 
 
 class SortlineSettings(CliSettings):

@@ -6,13 +6,14 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import ssl
 import time
 from pathlib import Path
 
 import pika
 import pytest
 
-from sortline.broker_retry import BrokerRetry, why
+from sortline.broker_retry import BrokerRetry, failure
 from sortline_dev.processes import AgentProcess, ServiceProcess, WorkerProcess
 
 NOWHERE = "amqp://guest:s3cret@127.0.0.1:1/%2F"  # nothing listens on port 1
@@ -43,15 +44,19 @@ def test_each_attempt_is_one_line_and_the_second_says_what_to_check(caplog: pyte
     assert all(0.0 <= delay <= 1.0 for delay in delays)
     assert all(ATTEMPT.match(line) for line in lines[:4]), lines
     assert ["check" in line for line in lines[:4]] == [False, True, False, False]
-    assert "; check that RabbitMQ runs at 127.0.0.1:1 (nothing listens there now)" in lines[1]
+    assert lines[1].endswith("; check that RabbitMQ runs at 127.0.0.1:1 (nothing listens there now)")
     assert lines[4].startswith(f"lost the broker at {SHOWN} (connection refused); reconnecting in ")
     assert "s3cret" not in caplog.text
 
 
-def test_failures_are_named_in_words() -> None:
-    assert (
-        why(socket.gaierror(-2, "Name or service not known"))
-        == "host name not found: Name or service not known"
+def why(error: BaseException) -> str:
+    return failure(error, NOWHERE)[0]
+
+
+def test_failures_are_named_in_words_with_where_to_look() -> None:
+    assert failure(socket.gaierror(-2, "Name or service not known"), "amqps://u:p@broker.plant/site") == (
+        "host name not found: Name or service not known",
+        "that broker.plant resolves here (DNS, /etc/hosts)",
     )
     assert why(pika.exceptions.StreamLostError("Transport indicated EOF")) == "connection dropped"
     closed = pika.exceptions.ConnectionClosedByBroker(
@@ -60,6 +65,11 @@ def test_failures_are_named_in_words() -> None:
     assert why(pika.exceptions.AMQPConnectionError(closed)) == (
         "closed by the broker: CONNECTION_FORCED - broker forced connection closure"
     )
+    certificate, check = failure(
+        ssl.SSLCertVerificationError(1, "certificate verify failed"), "amqps://broker/"
+    )
+    assert certificate.startswith("certificate verify failed") and check.startswith("--tls-ca-file")
+    assert "5671" in failure(TimeoutError(), "amqps://broker/")[1]  # the TLS port when the URL names none
 
 
 def _lines_of(process: ServiceProcess) -> list[str]:

@@ -121,10 +121,9 @@ def test_choices_are_accepted_in_any_case(flags: list[str], field: str, expected
 
 def test_enum_choices_in_any_case_and_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SORTLINE_LOG_LEVEL", "warning")
-    settings = parse_cli(
-        AgentSettings, ["--source", "0", "--belt-direction", "Left-To-Right"], "camera-agent"
-    )
-    assert (settings.log_level, settings.belt_direction) == ("WARNING", Direction.LEFT_TO_RIGHT)
+    for spelling in ("Left-To-Right", "left_to_right", "LEFT_TO_RIGHT"):  # its value or its name
+        settings = parse_cli(AgentSettings, ["--source", "0", "--belt-direction", spelling], "camera-agent")
+        assert (settings.log_level, settings.belt_direction) == ("WARNING", Direction.LEFT_TO_RIGHT)
 
 
 def test_a_value_outside_the_choices_names_the_flag_and_the_choices(
