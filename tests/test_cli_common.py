@@ -19,6 +19,8 @@ COMMANDS = {
     "camera-agent": "camera_agent.cli",
     "trainer": "trainer.cli",
     "sortline-demo": "sortline_dev.demo",
+    "sortline": "sortline_tools",
+    "ejector-bridge": "ejector_bridge.cli",
     "python -m bench": "bench",
 }
 
