@@ -36,7 +36,7 @@ COPY camera_agent ./camera_agent
 # build of OpenCV, which needs libGL; the headless build the camera extra installs serves it.
 RUN pip install -c constraints.txt ".[camera,items]" && pip install -c constraints.txt --no-deps trackers \
     && rm -rf /opt/sortline/build \
-    && cd /usr/local/bin && rm -f classifier-worker ejector-bridge trainer sortline-demo
+    && cd /usr/local/bin && rm -f classifier-worker ejector-bridge trainer sortline-demo sortline
 USER 10001:10001
 EXPOSE 9101
 ENV SORTLINE_METRICS_PORT=9101
@@ -50,7 +50,7 @@ FROM base AS worker
 COPY sortline_runtime ./sortline_runtime
 COPY classifier_worker ./classifier_worker
 RUN pip install -c constraints.txt ".[worker]" && rm -rf /opt/sortline/build \
-    && cd /usr/local/bin && rm -f camera-agent ejector-bridge trainer sortline-demo
+    && cd /usr/local/bin && rm -f camera-agent ejector-bridge trainer sortline-demo sortline
 USER 10001:10001
 EXPOSE 9102
 # The model is not baked in: it is mounted here (compose volume, Kubernetes volume), so a promoted
@@ -69,7 +69,7 @@ COPY sortline_runtime ./sortline_runtime
 COPY classifier_worker ./classifier_worker
 RUN pip install -c constraints.txt ".[gpu]" && pip uninstall --yes onnxruntime \
     && pip install -c constraints.txt "onnxruntime-gpu>=1.18" && rm -rf /opt/sortline/build \
-    && cd /usr/local/bin && rm -f camera-agent ejector-bridge trainer sortline-demo
+    && cd /usr/local/bin && rm -f camera-agent ejector-bridge trainer sortline-demo sortline
 USER 10001:10001
 EXPOSE 9102
 ENV SORTLINE_METRICS_PORT=9102 SORTLINE_MODEL=/models/default SORTLINE_DEVICE=cuda
@@ -83,7 +83,7 @@ FROM base AS trainer
 COPY sortline_runtime ./sortline_runtime
 COPY trainer ./trainer
 RUN pip install -c constraints.txt ".[trainer]" && rm -rf /opt/sortline/build \
-    && cd /usr/local/bin && rm -f camera-agent classifier-worker ejector-bridge sortline-demo
+    && cd /usr/local/bin && rm -f camera-agent classifier-worker ejector-bridge sortline-demo sortline
 USER 10001:10001
 ENV HOME=/tmp MPLCONFIGDIR=/tmp/matplotlib
 CMD ["trainer"]
@@ -92,7 +92,7 @@ CMD ["trainer"]
 FROM base AS ejector-bridge
 COPY ejector_bridge ./ejector_bridge
 RUN pip install -c constraints.txt ".[ejector]" && rm -rf /opt/sortline/build \
-    && cd /usr/local/bin && rm -f camera-agent classifier-worker trainer sortline-demo
+    && cd /usr/local/bin && rm -f camera-agent classifier-worker trainer sortline-demo sortline
 USER 10001:10001
 EXPOSE 9103
 ENV SORTLINE_METRICS_PORT=9103

@@ -9,13 +9,18 @@ PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.
 DEMO_STAMP := $(VENV)/.demo-installed
 ALL_STAMP  := $(VENV)/.all-installed
 
-.PHONY: demo test lint bench train evaluate clean help
+.PHONY: demo test lint bench train evaluate dist wheelhouse clean help
 
 help:
-	@echo "make demo   - install, then run a worker and a camera agent on samples/demo"
-	@echo "make test   - install, then run lint and the whole test suite (needs RabbitMQ)"
-	@echo "make train  - retrain the default model from ../shared/datasets (fine-tuning, ~50 min on 2 cores)"
-	@echo "make clean  - remove the virtualenv and caches"
+	@echo "make demo       - install, then run a worker and a camera agent in items mode on samples/belt/demo.mp4"
+	@echo "make test       - install, then run lint and the whole test suite (needs RabbitMQ)"
+	@echo "make lint       - ruff check and ruff format --check"
+	@echo "make bench      - measure the worker (python -m bench --help)"
+	@echo "make train      - retrain the default model from ../shared/datasets (fine-tuning, ~50 min on 2 cores)"
+	@echo "make evaluate   - score models/default on the validation split of ../shared/datasets"
+	@echo "make dist       - build dist/sortline-*.whl, the default model inside, for boxes without a checkout"
+	@echo "make wheelhouse - dist, plus every dependency's wheel in dist/, for boxes without a package index"
+	@echo "make clean      - remove the virtualenv and caches"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,5 +64,25 @@ train: $(ALL_STAMP)
 evaluate: $(ALL_STAMP)
 	$(BIN)/trainer evaluate --model models/default --data ../shared/datasets/trashnet ../shared/datasets/garbage12 --split val
 
+# The wheel an edge box installs from (docs/operations.md, "An edge box without containers"), with
+# the default model for workers. Built from this tree with the virtualenv's setuptools, so it needs
+# no package index; DIST=... puts it elsewhere.
+DIST ?= dist
+dist: | $(VENV)/bin/python
+	$(BIN)/python -c "import setuptools" 2>/dev/null || $(PIP) setuptools
+	rm -rf build $(DIST)/sortline-*.whl
+	$(BIN)/pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation --wheel-dir $(DIST) .
+	rm -rf build sortline.egg-info
+	@ls $(DIST)/sortline-*.whl
+
+# Every dependency's wheel next to it, at the versions constraints.txt pins, so that
+#   pip install --no-index --find-links dist 'sortline[camera,items]'
+# works on a box with no package index at all (run this where one is reachable; same CPU
+# architecture and Python as the boxes). trackers without its GUI OpenCV, as above.
+wheelhouse: dist
+	$(BIN)/pip download --quiet --disable-pip-version-check -c constraints.txt --dest $(DIST) \
+	  $(DIST)/sortline-*.whl'[camera,items,worker,ejector]'
+	$(BIN)/pip download --quiet --disable-pip-version-check -c constraints.txt --no-deps --dest $(DIST) trackers
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .cache build dist

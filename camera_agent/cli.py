@@ -1,5 +1,5 @@
-"""``camera-agent``: exit codes 0 (done or stopped), 2 (bad flags, source or credentials), 3 (a live
-source unreachable for longer than --source-give-up-s)."""
+"""``camera-agent``: exit codes 0 (done or stopped), 2 (bad flags, source or credentials, a metrics port
+in use), 3 (a live source unreachable for longer than --source-give-up-s)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from camera_agent.metrics import AgentMetrics
 from camera_agent.publisher import BrokerConfigError, FramePublisher
 from camera_agent.settings import AgentSettings
 from camera_agent.sources import LiveCounters, Source, SourceError, SourceLost, open_source
-from sortline.health import serve
+from sortline.health import serve_metrics
 from sortline.provisioning import BrokerSetupError
 from sortline.settings import configure_logging, parse_cli
 
@@ -57,9 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         agent = CameraAgent(settings, source, publisher, metrics, stop, make_view(settings, source))
-        if settings.metrics_port:
-            serve(settings.metrics_port, registry, agent_health(agent))
-    except (ImportError, GeometryFileError, ValueError, OSError) as error:  # items mode, a busy port
+        serve_metrics("camera-agent", settings.metrics_port, registry, agent_health(agent))
+    except (ImportError, GeometryFileError, ValueError, OSError) as error:  # items mode, a busy live port
         print(f"camera-agent: {error}", file=sys.stderr)
         source.close()
         return 2

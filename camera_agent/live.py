@@ -40,7 +40,7 @@ async function refresh() {{
     const rows = state.items.map(d =>
       `<tr class="${{d.bin}}" data-item="${{d.item_id}}"><td>${{d.item_id}}</td>` +
       `<td class="bin">${{d.bin}}</td>` +
-      `<td>${{d.confidence.toFixed(4)}}</td><td>${{d.residual_reason ?? ""}}</td>` +
+      `<td>${{d.confidence_shown}}</td><td>${{d.why}}</td>` +
       `<td>${{d.latency_ms.toFixed(0)}} ms</td></tr>`);
     document.getElementById("items").innerHTML = rows.join("");
   }} catch (error) {{ document.getElementById("status").textContent = "camera agent unreachable"; }}

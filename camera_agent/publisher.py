@@ -21,7 +21,7 @@ from pika.exceptions import (
     UnroutableError,
 )
 
-from sortline.backoff import backoff_delays
+from sortline.broker_retry import BrokerRetry
 from sortline.connection import TlsFiles, connection_parameters
 from sortline.provisioning import BrokerSetupError, TopologyMode, prepare_line, refusals_explained
 from sortline.settings import redact_url
@@ -51,22 +51,21 @@ class FramePublisher:
         self._tls = tls
         self._line_id = line_id
         self._stop = stop
-        self._max_retry = max_retry_seconds
         self._connection: pika.BlockingConnection | None = None
         self._channel = None
+        self._retry = BrokerRetry(url, log, max_retry_seconds)
 
     def connect(self) -> None:
         """Connect, enable confirms and declare the line, retrying until the broker answers."""
-        for delay in backoff_delays(cap=self._max_retry):
+        while True:
             try:
                 self._open()
+                self._retry.connected()
                 return
             except (ProbableAuthenticationError, ProbableAccessDeniedError, BrokerSetupError) as error:
                 raise BrokerConfigError(f"broker at {redact_url(self._url)} refused us: {error!r}") from None
-            except AMQPConnectionError as error:
-                log.warning(
-                    "broker at %s unreachable (%r); retrying in %.1fs", redact_url(self._url), error, delay
-                )
+            except (AMQPConnectionError, OSError) as error:  # OSError: a host name not found, TLS
+                delay = self._retry.failed(error)
             if self._stop.wait(delay):
                 raise InterruptedError("stopped while waiting for the broker")
 
@@ -103,8 +102,9 @@ class FramePublisher:
                 log.warning("frame was unroutable; declaring the line again")
                 self._channel = None
             except (AMQPConnectionError, AMQPChannelError) as error:
-                log.warning("lost the broker (%r); reconnecting to re-send the frame", error)
-                self._channel = None
+                self._channel = None  # reconnected and re-sent after the wait
+                if self._stop.wait(self._retry.failed(error)):
+                    raise InterruptedError("stopped with an unconfirmed frame") from None
             if self._stop.is_set():
                 raise InterruptedError("stopped with an unconfirmed frame")
 

@@ -10,7 +10,7 @@ from pydantic import Field
 from camera_agent.items.settings import ItemsSettings
 from sortline.belt import Direction, Roi
 from sortline.messages import MAX_VIEWS, Identifier
-from sortline.settings import SortlineSettings
+from sortline.settings import METRICS_PORT_HELP, SortlineSettings
 
 #: Frame mode on a live source: a decision later than this is of no use to an ejector.
 LIVE_DEADLINE_MS = 3000
@@ -80,6 +80,7 @@ class AgentSettings(SortlineSettings):
     )
     roi: tuple[int, int, int, int] | None = Field(
         None,
+        json_schema_extra={"metavar": "X,Y,W,H"},
         description="items: the belt's region of the frame as x,y,w,h in pixels; default the whole frame.",
     )
     max_crops: int = Field(
@@ -107,4 +108,4 @@ class AgentSettings(SortlineSettings):
             direction=self.belt_direction, trigger=self.trigger, roi=roi, max_crops=self.max_crops
         )
 
-    metrics_port: int = Field(9101, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
+    metrics_port: int = Field(9101, ge=0, le=65535, description=METRICS_PORT_HELP)

@@ -19,7 +19,8 @@ from sortline import amqp_tables
 from sortline.backoff import backoff_delays
 from sortline.connection import TlsFiles, connection_parameters
 from sortline.messages import DecisionMessage
-from sortline.topology import DECISIONS_EXCHANGE, declare_exchanges
+from sortline.readable import decision_confidence_text, reason_text
+from sortline.topology import DECISIONS_EXCHANGE, declare_exchanges, declare_tap
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class Decided:
     residual_reason: str | None
     latency_ms: float
     received_ns: int  # when this tap had it
+    confidence_shown: str  # as people read it: 0.9994, not 1.0000
+    why: str  # a residual's reason with its figures, else ''
 
 
 class VerdictWatcher:
@@ -80,8 +83,7 @@ class VerdictWatcher:
         try:
             channel = connection.channel()
             declare_exchanges(channel)
-            queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-            channel.queue_bind(queue, DECISIONS_EXCHANGE, f"decisions.{self._line_id}.#")
+            queue = declare_tap(channel, DECISIONS_EXCHANGE, [f"decisions.{self._line_id}.#"])
             channel.basic_consume(queue, self._on_decision, auto_ack=True)
             while not self._stop.is_set():
                 connection.process_data_events(time_limit=0.1)
@@ -97,7 +99,8 @@ class VerdictWatcher:
         if decision.camera_id != self._camera_id or decision.item_id is None:
             return
         seen = Decided(decision.item_id, decision.bin, decision.confidence, decision.residual_reason,
-                       decision.latency_ms, time.time_ns())  # fmt: skip
+                       decision.latency_ms, time.time_ns(), decision_confidence_text(decision),
+                       reason_text(decision))  # fmt: skip
         with self._lock:
             self._recent[decision.item_id] = seen
             while len(self._recent) > RECENT:

@@ -1,4 +1,5 @@
-"""``classifier-worker``: entry point; exit codes 0 (stopped cleanly), 2 (bad flags or model)."""
+"""``classifier-worker``: entry point; exit codes 0 (stopped cleanly), 2 (bad flags or model, refused
+credentials, a metrics port in use)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from classifier_worker.consumer import BrokerRefused
 from classifier_worker.health import worker_health
 from classifier_worker.service import build_worker, load_model
 from classifier_worker.settings import WorkerSettings
-from sortline.health import serve
+from sortline.health import serve_metrics
 from sortline.manifest import ModelIntegrityError
 from sortline.settings import configure_logging, parse_cli
 from sortline_runtime.model import DEFAULT_MODEL_DIR
@@ -33,15 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError as error:
             print(f"classifier-worker: --decode device needs torch and torchvision: {error}", file=sys.stderr)
             return 2
-        if settings.metrics_port:
-            try:
-                serve(settings.metrics_port, worker.registry, worker_health(worker))
-            except OSError as error:
-                print(
-                    f"classifier-worker: cannot serve on port {settings.metrics_port}: {error}",
-                    file=sys.stderr,
-                )
-                return 2
+        serve_metrics("classifier-worker", settings.metrics_port, worker.registry, worker_health(worker))
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: worker.stop.set())
         try:

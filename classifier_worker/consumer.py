@@ -54,7 +54,7 @@ from classifier_worker.publishing import (
 )
 from classifier_worker.settings import WorkerSettings
 from sortline import amqp_tables
-from sortline.backoff import backoff_delays
+from sortline.broker_retry import BrokerRetry
 from sortline.connection import connection_parameters
 from sortline.dedup import RecentFrames
 from sortline.health import Heartbeat
@@ -136,11 +136,11 @@ class FrameConsumer:
             inference.join(timeout=DRAIN_TIMEOUT_SECONDS)
 
     def _run_connected(self) -> None:
-        delays = backoff_delays(cap=self.settings.max_retry_seconds)
+        retry = BrokerRetry(self._url, log, self.settings.max_retry_seconds)
         while not self.stop.is_set():
             try:
                 self._connect()
-                delays = backoff_delays(cap=self.settings.max_retry_seconds)
+                retry.connected()
                 while not self.stop.is_set():
                     self._connection.process_data_events(time_limit=POLL_SECONDS)
                     self._ack_confirmed()
@@ -149,11 +149,9 @@ class FrameConsumer:
             except (ProbableAuthenticationError, ProbableAccessDeniedError, BrokerSetupError) as error:
                 # Wrong credentials or permissions: retrying will not help; the CLI exits 2.
                 raise BrokerRefused(f"broker at {redact_url(self._url)} refused us: {error!r}") from None
-            except (AMQPConnectionError, AMQPChannelError) as error:
+            except (AMQPConnectionError, AMQPChannelError, OSError) as error:  # OSError: DNS, TLS
                 self.ready.clear()
-                delay = next(delays)
-                log.warning("broker connection lost (%r); reconnecting in %.1fs", error, delay)
-                self.stop.wait(delay)
+                self.stop.wait(retry.failed(error))
             finally:
                 self._close()
 

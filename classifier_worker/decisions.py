@@ -1,13 +1,18 @@
-"""From a frame and the cascade's answer to the decision message other tools consume."""
+"""From a frame and the cascade's answer to the decision message other tools consume.
+
+A residual decision says why in figures a person can check: the threshold a low-confidence item
+missed comes from the served model's manifest, next to the probability that missed it.
+"""
 
 from __future__ import annotations
 
 import time
 
 from classifier_worker.frames import Frame
-from sortline.cascade import CascadeDecision
+from sortline.cascade import CascadeDecision, CascadeThresholds, ResidualReason
 from sortline.labels import MATERIALS
 from sortline.messages import DecisionMessage, ns_to_iso
+from sortline.readable import confidence_text, threshold_text
 
 
 def build_decision(
@@ -16,10 +21,12 @@ def build_decision(
     p_organic: float,
     material_probs: list[float],
     model_version: str,
-    decided_at_ns: int | None = None,
+    decided_at_ns: int | None,
+    thresholds: CascadeThresholds,
 ) -> DecisionMessage:
     decided_at_ns = decided_at_ns or time.time_ns()
     headers = frame.headers
+    residual_threshold, residual_detail = residual_explained(decision, thresholds)
     return DecisionMessage(
         frame_id=frame.frame_id,
         line_id=headers.line_id,
@@ -39,6 +46,8 @@ def build_decision(
         material=decision.material,
         material_probs={name: round(p, 6) for name, p in zip(MATERIALS, material_probs, strict=True)},
         residual_reason=decision.residual_reason.value if decision.residual_reason else None,
+        residual_threshold=residual_threshold,
+        residual_detail=residual_detail,
         model_version=model_version,
         captured_at=ns_to_iso(headers.captured_at_ns),
         captured_at_ns=headers.captured_at_ns,
@@ -46,3 +55,16 @@ def build_decision(
         latency_ms=round((decided_at_ns - headers.captured_at_ns) / 1e6, 3),
         redelivered=frame.delivery.redelivered,
     )
+
+
+def residual_explained(
+    decision: CascadeDecision, thresholds: CascadeThresholds
+) -> tuple[float | None, str | None]:
+    """The threshold a residual item missed (low-confidence only) and why it is residual, in words."""
+    if decision.residual_reason is ResidualReason.LOW_CONFIDENCE:
+        threshold = thresholds.material_min_confidence
+        shown = confidence_text(decision.confidence, threshold, min_digits=6)
+        return threshold, f"top material {decision.material} {shown} < {threshold_text(threshold)}"
+    if decision.residual_reason is ResidualReason.TRASH:
+        return None, f"top material is trash ({confidence_text(decision.confidence, min_digits=6)})"
+    return None, None

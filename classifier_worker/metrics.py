@@ -41,7 +41,8 @@ class WorkerMetrics:
         )
         self.stage_seconds = Histogram(
             "sortline_worker_stage_seconds",
-            "Time per batch spent in each stage (decode, inference, publish).",
+            "Seconds spent in each stage: decode per frame (on a decode thread), inference and publish "
+            "per batch.",
             ["stage"],
             buckets=STAGE_BUCKETS,
             registry=registry,

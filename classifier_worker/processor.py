@@ -232,7 +232,8 @@ class BatchProcessor:
                     item.frame.delivery, DeadLetterReason.EXPIRED, "deadline passed"
                 )
                 continue
-            message = build_decision(item.frame, decision, float(p), probs.tolist(), model.version, now_ns)
+            message = build_decision(item.frame, decision, float(p), probs.tolist(), model.version, now_ns,
+                                     model.manifest.thresholds)  # fmt: skip
             outcomes[id(item)] = Decided(item.frame.delivery, message, self._review_why(message))
         if self.shadow is not None:
             self.shadow.offer([(item, outcomes[id(item)]) for item in ready if id(item) in outcomes])

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from sortline.messages import Identifier
-from sortline.settings import SortlineSettings
+from sortline.settings import METRICS_PORT_HELP, SortlineSettings
 
 
 class WorkerSettings(SortlineSettings):
@@ -141,4 +141,4 @@ class WorkerSettings(SortlineSettings):
     shadow_share: float = Field(
         0.1, gt=0.0, le=1.0, description="Share of items the shadow candidate looks at."
     )
-    metrics_port: int = Field(9102, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
+    metrics_port: int = Field(9102, ge=0, le=65535, description=METRICS_PORT_HELP)

@@ -130,5 +130,6 @@ class ShadowRunner:
                 line=self.line_id, current_bin=current, candidate_bin=answer.bin, agreed=agreed
             ).inc()
             if answer.bin != current:
-                candidate = build_decision(item.frame, answer, float(p), probs.tolist(), model.version)
+                candidate = build_decision(item.frame, answer, float(p), probs.tolist(), model.version,
+                                           None, model.manifest.thresholds)  # fmt: skip
                 self._on_disagreement(item.frame.delivery, outcome.message, candidate)

@@ -1,4 +1,5 @@
-"""``ejector-bridge``: exit codes 0 (stopped cleanly), 2 (bad flags or geometry, refused credentials)."""
+"""``ejector-bridge``: exit codes 0 (stopped cleanly), 2 (bad flags or geometry, refused credentials, a
+metrics port in use)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ejector_bridge.outputs import CsvSchedule, ModbusCoils
 from ejector_bridge.planning import Pulse, Result
 from ejector_bridge.scheduler import CoilOutput, PulseScheduler
 from ejector_bridge.settings import BridgeSettings
-from sortline.health import Health, serve
+from sortline.health import Health, serve_metrics
 from sortline.settings import configure_logging, parse_cli
 
 log = logging.getLogger("ejector_bridge")
@@ -41,12 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scheduler = PulseScheduler(output, written_counter(settings, metrics))
     stop = threading.Event()
     consumer = DecisionConsumer(settings, geometry, scheduler, metrics, stop)
-    if settings.metrics_port:
-        try:
-            serve(settings.metrics_port, registry, bridge_health(consumer))
-        except OSError as error:
-            print(f"ejector-bridge: cannot serve on port {settings.metrics_port}: {error}", file=sys.stderr)
-            return 2
+    serve_metrics("ejector-bridge", settings.metrics_port, registry, bridge_health(consumer))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     bars = ", ".join(f"{bar.id} ({bar.valves} valves at {bar.distance_m} m: {'/'.join(bar.bins)})"

@@ -27,7 +27,7 @@ from ejector_bridge.planning import Plan, Result, plan_ejections
 from ejector_bridge.scheduler import PulseScheduler
 from ejector_bridge.settings import BridgeSettings
 from sortline import amqp_tables
-from sortline.backoff import backoff_delays
+from sortline.broker_retry import BrokerRetry
 from sortline.connection import connection_parameters
 from sortline.dedup import RecentFrames
 from sortline.messages import DecisionMessage
@@ -65,23 +65,19 @@ class DecisionConsumer:
         amqp_tables.install()  # whoever else publishes to the decisions exchange
 
     def run(self) -> None:
-        delays = backoff_delays(cap=self.settings.max_retry_seconds)
+        retry = BrokerRetry(self._url, log, self.settings.max_retry_seconds)
         while not self.stop.is_set():
             connection = None
             try:
                 connection = self._connect()
-                delays = backoff_delays(cap=self.settings.max_retry_seconds)
+                retry.connected()
                 while not self.stop.is_set():
                     connection.process_data_events(time_limit=POLL_SECONDS)
                     self.metrics.pending.set(self.scheduler.pending())
             except (ProbableAuthenticationError, ProbableAccessDeniedError, BrokerSetupError) as error:
                 raise BrokerRefused(f"broker at {redact_url(self._url)} refused us: {error}") from None
-            except (AMQPConnectionError, AMQPChannelError) as error:
-                delay = next(delays)
-                log.warning(
-                    "broker at %s lost (%r); reconnecting in %.1fs", redact_url(self._url), error, delay
-                )
-                self.stop.wait(delay)
+            except (AMQPConnectionError, AMQPChannelError, OSError) as error:  # OSError: DNS, TLS
+                self.stop.wait(retry.failed(error))
             finally:
                 self.ready.clear()
                 if connection is not None and connection.is_open:

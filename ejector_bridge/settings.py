@@ -8,8 +8,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ejector_bridge.geometry import EjectorGeometry, Fraction, ValveBar, load_geometry
+from sortline.labels import BINS
 from sortline.messages import Identifier
-from sortline.settings import SortlineSettings
+from sortline.settings import METRICS_PORT_HELP, SortlineSettings
 
 
 class BridgeSettings(SortlineSettings):
@@ -41,13 +42,15 @@ class BridgeSettings(SortlineSettings):
         1.0, gt=0.0, le=100.0, description="From the camera's trigger line to the valves, metres."
     )
     valves: int = Field(32, ge=1, le=1024, description="Valves across the bar (one coil each).")
-    bins: list[str] = Field(
+    bins: list[Literal[BINS]] = Field(  # type: ignore[valid-type]
         ["cardboard", "glass", "metal", "paper", "plastic"],
         min_length=1,
         description="Bins whose items the bar ejects (e.g. --bins plastic,metal); others pass.",
     )
     bar_span: tuple[Fraction, Fraction] = Field(
-        (0.0, 1.0), description="The part of the belt's width the bar covers, as 'left,right' in 0..1."
+        (0.0, 1.0),
+        json_schema_extra={"metavar": "LEFT,RIGHT"},
+        description="The part of the belt's width the bar covers, as 'left,right' in 0..1.",
     )
     first_coil: int = Field(0, ge=0, le=65535, description="Coil address of the leftmost valve.")
     pulse_ms: float = Field(20.0, ge=1.0, le=1000.0, description="How long a valve stays open per item.")
@@ -61,7 +64,7 @@ class BridgeSettings(SortlineSettings):
         description="A pulse that would have to start sooner than this from now is refused as late.",
     )
     prefetch: int = Field(256, ge=1, le=10_000, description="Decisions the broker may hand over unacked.")
-    metrics_port: int = Field(9103, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
+    metrics_port: int = Field(9103, ge=0, le=65535, description=METRICS_PORT_HELP)
 
     @model_validator(mode="after")
     def _geometry_loads(self) -> BridgeSettings:

@@ -21,7 +21,9 @@ Such processes run with ``--topology check`` (they only check that it exists).
 
 ``python -m sortline.broker_definitions --site site-a --lines line-1 line-2`` prints the
 definitions; passwords are ``@@secret:<name>@@`` tokens that ``deploy/compose/rabbitmq/
-render-definitions.sh`` fills from secret files (see :func:`password_secret`).
+render-definitions.sh`` fills from secret files (see :func:`password_secret`). ``--template``
+prints :func:`site_template`, one site with one line whose names are tokens too, which the same
+script fills from the site's parameters (``deploy/site/site.env``).
 """
 
 from __future__ import annotations
@@ -217,16 +219,41 @@ def site_definitions(site: str, lines: Sequence[str]) -> dict[str, Any]:
     }
 
 
+#: Where a template has the site's and the line's names (deploy/site/site.env: SITE_ID, LINE_ID).
+SITE_TOKEN, LINE_TOKEN = "@@site@@", "@@line@@"
+#: Stand-ins while the template is built: valid ids, found nowhere else in the definitions.
+_SITE_STAND_IN, _LINE_STAND_IN = "sortlinesitestandin", "sortlinelinestandin"
+
+
+def site_template() -> dict[str, Any]:
+    """The definitions of one site with one line, names left as tokens, each password by role.
+
+    Filling ``@@site@@`` and ``@@line@@`` gives :func:`site_definitions` of that site and line, with
+    the passwords in secret files named after the role (``rabbitmq_worker_password``), so that one
+    set of deploy files serves any site.
+    """
+    definitions = site_definitions(_SITE_STAND_IN, [_LINE_STAND_IN])
+    for user, role in zip(definitions["users"], [*SITE_ROLES, *LINE_ROLES], strict=True):
+        user["password"] = f"@@secret:{password_secret(role)}@@"
+    text = json.dumps(definitions).replace(_SITE_STAND_IN, SITE_TOKEN).replace(_LINE_STAND_IN, LINE_TOKEN)
+    return json.loads(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sortline.broker_definitions",
         description="Print a site's RabbitMQ definitions (vhost, users per role, rights, topology).",
     )
-    parser.add_argument("--site", required=True, help="Site id: the vhost and the users' prefix.")
-    parser.add_argument("--lines", nargs="+", required=True, help="The site's sorting lines.")
+    parser.add_argument("--site", help="Site id: the vhost and the users' prefix.")
+    parser.add_argument("--lines", nargs="+", help="The site's sorting lines.")
+    parser.add_argument(
+        "--template", action="store_true", help="One site with one line, names and passwords as tokens."
+    )
     args = parser.parse_args(argv)
+    if not args.template and not (args.site and args.lines):
+        parser.error("give --site and --lines, or --template")
     try:
-        definitions = site_definitions(args.site, args.lines)
+        definitions = site_template() if args.template else site_definitions(args.site, args.lines)
     except ValueError as error:
         parser.error(str(error))
     json.dump(definitions, sys.stdout, indent=2)

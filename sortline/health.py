@@ -136,13 +136,35 @@ def _handler(registry: CollectorRegistry, health: Health) -> type[BaseHTTPReques
 
 
 def serve(port: int, registry: CollectorRegistry, health: Health, host: str = "") -> ThreadingHTTPServer:
-    """Serve the three endpoints on ``port`` in a daemon thread; ``sortline_build_info`` and
-    ``sortline_health_check`` join ``registry``. Raises OSError when the port is taken."""
+    """Serve the three endpoints on ``port`` (0: any free port) in a daemon thread;
+    ``sortline_build_info`` and ``sortline_health_check`` join ``registry``, no ``*_created`` series
+    are exported. Raises OSError when the port is taken."""
+    from prometheus_client import disable_created_metrics
+
+    # A `*_created` series beside every counter and histogram doubles what is scraped and stored,
+    # for the creation time of each series, which no panel or rule reads.
+    disable_created_metrics()
     register_build_info(registry)
     registry.register(_HealthCollector(health))
     server = ThreadingHTTPServer((host, port), _handler(registry, health))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    return server
+
+
+def serve_metrics(prog: str, port: int, registry: CollectorRegistry, health: Health) -> ThreadingHTTPServer:
+    """:func:`serve` for a command: port 0 takes any free port (logged); a port in use is a one-line
+    error and exit 2, as every bad setting is (the port is this process's setting, not a fault)."""
+    try:
+        server = serve(port, registry, health)
+    except OSError as error:
+        print(
+            f"{prog}: cannot serve /metrics on port {port}: {error.strerror or error} (another process "
+            "there?); give each process on a host its own --metrics-port, or 0 for any free port",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+    log.info("serving /metrics, /healthz and /readyz on port %d", server.server_port)
     return server
 
 

@@ -218,6 +218,15 @@ class DecisionMessage(BaseModel):
     material: str | None = Field(None, description="Stage-2 answer; None when stage 1 said organic.")
     material_probs: dict[str, float]
     residual_reason: str | None = None
+    residual_threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="low-confidence: the model's threshold the top material probability missed.",
+    )
+    residual_detail: str | None = Field(
+        None, max_length=200, description="Why residual, in words: 'top material plastic 0.999418 < 0.9995'."
+    )
     model_version: str
     captured_at: str = Field(description="ISO 8601 UTC capture time.")
     captured_at_ns: int = Field(gt=0)

@@ -2,8 +2,9 @@
 
 Each command (worker, camera agent, demo, each trainer subcommand, the bench) has a
 pydantic-settings model (env prefix ``SORTLINE_``) whose fields double as its command-line flags,
-so ``--help`` shows each field's description and its bounds, and every flag has an environment
-variable ``SORTLINE_<FLAG>``.
+so ``--help`` shows each field's description, bounds or allowed values, default and environment
+variable (:mod:`sortline.cli_help`), and every flag has an environment variable ``SORTLINE_<FLAG>``.
+Choices (``--log-level``, ``--log-format``, ...) are accepted in any case.
 """
 
 from __future__ import annotations
@@ -15,11 +16,19 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
-from pydantic.fields import FieldInfo
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sortline.build_info import version_text
+from sortline.cli_help import canonical_choice, choice_spellings, cli_source, plain_text
 from sortline.connection import TlsFiles
 from sortline.log_format import JsonFormatter
 from sortline.provisioning import TopologyMode
@@ -28,23 +37,16 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
 
 S = TypeVar("S", bound=BaseSettings)
 
-
-_BOUND_WORDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
-
-
-def bounds_text(field: FieldInfo) -> str:
-    """``[>= 1, <= 256]`` for a field's numeric bounds (pydantic's ge/gt/le/lt), or '' without any."""
-    words = [
-        f"{word} {value}"
-        for constraint in field.metadata
-        for name, word in _BOUND_WORDS
-        if (value := getattr(constraint, name, None)) is not None
-    ]
-    return f"[{', '.join(words)}]" if words else ""
+#: The services (worker, camera agent, ejector bridge) serve /metrics, /healthz and /readyz on one
+#: port (sortline.health.serve_metrics); each has its own default, so the field is theirs.
+METRICS_PORT_HELP = (
+    "Port of /metrics (Prometheus), /healthz and /readyz; 0 = any free port (the log names it). "
+    "Two processes on one host need two ports."
+)
 
 
 class CliSettings(BaseSettings):
-    """What every command's settings share: the env prefix, kebab-case flags, bounds in ``--help``."""
+    """What every command's settings share: the env prefix, kebab-case flags, choices in any case."""
 
     model_config = SettingsConfigDict(
         env_prefix="SORTLINE_",
@@ -54,7 +56,10 @@ class CliSettings(BaseSettings):
         extra="ignore",
     )
 
-    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Logging level.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO",
+        description="Logging level; DEBUG also shows the broker client's (pika's) own errors and tracebacks.",
+    )
     log_format: Literal["text", "json"] = Field(
         "text",
         description="Log lines as text, or as one JSON object per line (time, level, logger, message, "
@@ -62,14 +67,12 @@ class CliSettings(BaseSettings):
     )
     version: bool = Field(False, description="Print the version and exit.")
 
+    @field_validator("*", mode="before")
     @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: object) -> None:
-        """Append each field's bounds to its description, so ``--help`` states them without retyping."""
-        super().__pydantic_init_subclass__(**kwargs)
-        for field in cls.model_fields.values():
-            bounds = bounds_text(field)
-            if bounds and field.description and not field.description.endswith(bounds):
-                field.description = f"{field.description} {bounds}"
+    def _choice_in_any_case(cls, value: object, info: ValidationInfo) -> object:
+        """``--log-level debug``, ``SORTLINE_LOG_FORMAT=JSON``: a choice is a word, not its spelling."""
+        spellings = choice_spellings(cls.model_fields[info.field_name].annotation) if info.field_name else {}
+        return canonical_choice(value, spellings) if spellings else value
 
 
 class SortlineSettings(CliSettings):
@@ -78,8 +81,7 @@ class SortlineSettings(CliSettings):
     amqp_url: SecretStr = Field(
         SecretStr(DEFAULT_AMQP_URL),
         validation_alias=AliasChoices("amqp_url", "SORTLINE_AMQP_URL", "AMQP_URL"),
-        description="RabbitMQ URL, amqp:// or amqps:// (env SORTLINE_AMQP_URL or AMQP_URL). "
-        "Never logged with its password.",
+        description="RabbitMQ URL, amqp:// or amqps://. Never logged with its password.",
     )
     amqp_url_file: Path | None = Field(
         None,
@@ -91,9 +93,6 @@ class SortlineSettings(CliSettings):
     )
     tls_cert_file: Path | None = Field(None, description="Client certificate for mutual TLS (amqps://).")
     tls_key_file: Path | None = Field(None, description="Private key of --tls-cert-file.")
-    metrics_port: int = Field(
-        0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 disables it."
-    )
     max_retry_seconds: float = Field(
         30.0, gt=0.0, le=3600.0, description="Longest wait between reconnect attempts to the broker."
     )
@@ -146,13 +145,11 @@ def parse_cli(settings_class: type[S], argv: Sequence[str] | None, prog: str) ->
     args = list(sys.argv[1:] if argv is None else argv)
     exit_with_version_if_asked(args, prog)
     try:
-        return settings_class(
-            _cli_parse_args=args,
-            _cli_prog_name=prog,
-        )
+        return settings_class(_cli_settings_source=cli_source(settings_class, prog)(args=args))
     except ValidationError as error:
         for problem in error.errors():
-            where = "-".join(str(p) for p in problem["loc"]).replace("_", "-")
+            # A list item's index is no part of the flag's name (``--bins: ...``, not ``--bins-0``).
+            where = "-".join(str(p) for p in problem["loc"] if not isinstance(p, int)).replace("_", "-")
             prefix = f"--{where}: " if where else ""
             print(f"{prog}: {prefix}{problem['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -170,8 +167,10 @@ def parse_command(
     exit_with_version_if_asked(args[:1], prog)
     if not args or args[0] in ("-h", "--help") or args[0] not in commands:
         width = max(len(name) for name in commands)
-        lines = [f"usage: {prog} {{{','.join(commands)}}} ...", "", about, "", "commands:"]
-        lines += [f"  {name:<{width}}  {_first_line(cls.__doc__)}" for name, cls in commands.items()]
+        lines = [f"usage: {prog} {{{','.join(commands)}}} ...", "", plain_text(about), "", "commands:"]
+        lines += [
+            f"  {name:<{width}}  {plain_text(_first_line(cls.__doc__))}" for name, cls in commands.items()
+        ]
         lines += ["", f"'{prog} COMMAND --help' explains every flag of a command."]
         asked_for_help = bool(args) and args[0] in ("-h", "--help")
         print("\n".join(lines), file=sys.stdout if asked_for_help else sys.stderr)
@@ -199,4 +198,6 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    # pika logs each failed connection attempt as several ERROR lines and a traceback; every
+    # process says the same in one line (sortline.broker_retry), so pika speaks only when debugging.
+    logging.getLogger("pika").setLevel(logging.WARNING if level == "DEBUG" else logging.CRITICAL + 1)

@@ -7,6 +7,7 @@ arguments live here and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:  # pika is only needed by the processes that talk to the broker
@@ -130,6 +131,19 @@ def declare_model_events_queue(channel: BlockingChannel, worker_id: str) -> str:
     queue = f"sortline.model-events.{worker_id}"
     channel.queue_declare(queue=queue, exclusive=True, auto_delete=True)
     channel.queue_bind(queue=queue, exchange=MODEL_EVENTS_EXCHANGE)
+    return queue
+
+
+def declare_tap(channel: BlockingChannel, exchange: str, binding_keys: Sequence[str]) -> str:
+    """A queue of one's own that gets a copy of what ``exchange`` routes by ``binding_keys``.
+
+    For watching (``sortline tail``, the camera's live view, tests): server-named, exclusive and
+    gone with its connection, so it never takes a message from another queue (a line's decisions
+    stay in ``sortline.decisions.<line>`` for its ejector bridge) and leaves nothing behind.
+    """
+    queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+    for key in binding_keys:
+        channel.queue_bind(queue, exchange, key)
     return queue
 
 

@@ -17,6 +17,7 @@ from sortline.belt import ClipGeometry, Observed, TruthItem, clip_geometry_path,
 from sortline.connection import TlsFiles
 from sortline.labels import BINS, expected_bin
 from sortline.messages import DecisionMessage
+from sortline.readable import decision_confidence_text, reason_text
 from sortline.topology import delete_line
 from sortline_dev.broker import connect
 from sortline_dev.processes import AgentProcess, WorkerProcess
@@ -82,11 +83,11 @@ def print_item(index: int, d: DecisionMessage, truth: list[TruthItem]) -> None:
     label = label_near(d, truth)
     want = expected_bin(label) if label else None
     mark = "" if want is None else ("[green]✓[/green]" if d.bin == want else f"[red]✗ {label}[/red]")
-    why = f"({d.residual_reason}: {d.material})" if d.residual_reason else ""
     eject = f"eject +{(d.eject_at_ns - d.captured_at_ns) / 1e9:.2f} s" if d.eject_at_ns else ""
     where = f"frame {d.seq:4d}  x {d.belt_x:.2f}  {d.views} views"
-    console.print(f"{index:3d}  {d.item_id:<22} {where}  → [bold]{d.bin:<9}[/bold] {why:<26} "
-                  f"{d.confidence:.4f}  {d.latency_ms:6.1f} ms  {eject}  {mark}")  # fmt: skip
+    confidence = decision_confidence_text(d)  # 0.9994, never 1.00, and below the threshold it missed
+    console.print(f"{index:3d}  {d.item_id:<22} {where}  → [bold]{d.bin:<9}[/bold] {confidence:>8}  "
+                  f"{d.latency_ms:6.1f} ms  {eject}  {mark}  {reason_text(d)}")  # fmt: skip
 
 
 def summarise(decisions: list[DecisionMessage], truth: list[TruthItem]) -> None:

@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from sortline.connection import TlsFiles
 from sortline_dev.broker import process_env
@@ -56,7 +57,10 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 class ServiceProcess:
-    """One Sortline command (``python -m <module>``) with a /metrics port, its log kept in a file."""
+    """One Sortline command (``python -m <module>``) with a /metrics port, its log kept in a file.
+
+    ``metrics_port=False`` is for a tool without one (``trainer review``): no ``--metrics-port``.
+    """
 
     def __init__(
         self,
@@ -64,15 +68,15 @@ class ServiceProcess:
         args: Sequence[str],
         amqp_url: str,
         *,
-        metrics_port: int | None = None,
+        metrics_port: int | Literal[False] | None = None,
         log_level: str = "WARNING",
         tls: TlsFiles | None = None,
         cpus: set[int] | None = None,
     ) -> None:
         self.module = module
         self.metrics_port = free_port() if metrics_port is None else metrics_port
-        self.command = [sys.executable, "-m", module, *args, "--metrics-port", str(self.metrics_port),
-                        "--log-level", log_level]  # fmt: skip
+        port = [] if metrics_port is False else ["--metrics-port", str(self.metrics_port)]
+        self.command = [sys.executable, "-m", module, *args, *port, "--log-level", log_level]
         self.env = process_env(amqp_url, tls)
         self.cpus = cpus  # run on these cores only (a benchmark's "one core")
         self.process: subprocess.Popen[bytes] | None = None

@@ -16,7 +16,7 @@ import pika
 from sortline import amqp_tables
 from sortline.connection import TlsFiles
 from sortline.messages import DecisionMessage
-from sortline.topology import DEAD_LETTER_EXCHANGE, DECISIONS_EXCHANGE, declare_exchanges
+from sortline.topology import DEAD_LETTER_EXCHANGE, DECISIONS_EXCHANGE, declare_exchanges, declare_tap
 from sortline_dev.broker import connect
 
 
@@ -39,8 +39,7 @@ class Tap:
         self.connection = connect(amqp_url, tls, role="tap")
         self.channel = self.connection.channel()
         declare_exchanges(self.channel)  # the exchange must exist before we bind to it
-        self.queue = self.channel.queue_declare("", exclusive=True).method.queue
-        self.channel.queue_bind(self.queue, exchange, binding_key)
+        self.queue = declare_tap(self.channel, exchange, [binding_key])
         self.received: list[Received] = []
         self.channel.basic_consume(self.queue, self._on_message, auto_ack=True)
 

@@ -19,6 +19,8 @@ COMMANDS = {
     "camera-agent": "camera_agent.cli",
     "trainer": "trainer.cli",
     "sortline-demo": "sortline_dev.demo",
+    "sortline": "sortline_tools",
+    "ejector-bridge": "ejector_bridge.cli",
     "python -m bench": "bench",
 }
 
@@ -70,16 +72,16 @@ def test_a_missing_url_file_is_a_clear_exit(tmp_path: Path) -> None:
 
 
 def test_json_logs_are_one_object_per_line(tiny_model_dir: Path) -> None:
-    """A worker whose broker is away logs its reconnects; every line of its log parses as JSON."""
+    """A worker whose broker is away logs its attempts; every line of its log parses as JSON."""
     nowhere = "amqp://guest:guest@127.0.0.1:1/%2F"
     worker = WorkerProcess(nowhere, "line-1", tiny_model_dir, "--log-format", "json", log_level="INFO")
     with worker:
         worker.wait_ready()
         deadline = time.monotonic() + 30
-        while "reconnecting" not in worker.output():
+        while "unreachable" not in worker.output():
             assert time.monotonic() < deadline, worker.output()
             time.sleep(0.2)
     entries = [json.loads(line) for line in worker.output().splitlines() if line.strip()]
-    lost = [e for e in entries if "reconnecting" in e["message"]]
+    lost = [e for e in entries if "unreachable" in e["message"]]
     assert lost and lost[0]["level"] == "WARNING" and lost[0]["logger"] == "classifier_worker.consumer"
     assert {"time", "level", "logger", "message", "thread"} <= entries[0].keys()

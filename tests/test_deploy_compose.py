@@ -1,4 +1,5 @@
-"""Structure of deploy/compose (Docker cannot run here): services, files, secrets, the Dockerfile."""
+"""Structure of deploy/compose (Docker cannot run here): services, files, secrets, the Dockerfile; the
+site's names from deploy/site/site.env, the broker's definitions rendered for any site."""
 
 from __future__ import annotations
 
@@ -12,17 +13,28 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sortline.broker_definitions import site_definitions, site_roles
-from tests.deploy_support import DEPLOY, REPO
+from sortline.broker_definitions import site_definitions, site_template
+from tests.deploy_support import DEPLOY, REPO, SITE_DIR, SITE_ENV, interpolate, read_env_file, site_names
 
 COMPOSE_DIR = DEPLOY / "compose"
-COMPOSE = yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())
+SITE = site_names()
+#: compose.yaml as compose reads it: ${...} filled from its .env, which is deploy/site/site.env.
+COMPOSE = interpolate(yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text()), SITE)
 SERVICES = COMPOSE["services"]
+CAMERAS = ("camera-agent", "camera-usb", "camera-rtsp")
 TEMPLATE = COMPOSE_DIR / "rabbitmq" / "definitions.template.json"
 
 
+def test_compose_reads_the_site_names_from_the_one_place() -> None:
+    assert (COMPOSE_DIR / ".env").resolve() == SITE_ENV.resolve()
+    assert set(SITE) == {"SITE_ID", "LINE_ID", "CAMERA_ID"}
+    env = SERVICES["worker"]["environment"]
+    assert env["SORTLINE_LINE_ID"] == SITE["LINE_ID"]
+    assert SERVICES["rabbitmq"]["environment"] == {"SITE_ID": SITE["SITE_ID"], "LINE_ID": SITE["LINE_ID"]}
+
+
 def test_services() -> None:
-    assert {"rabbitmq", "worker", "camera-agent", "prometheus", "grafana"} <= SERVICES.keys()
+    assert {"rabbitmq", "worker", *CAMERAS, "prometheus", "grafana"} <= SERVICES.keys()
     assert SERVICES["rabbitmq"]["image"].startswith("rabbitmq:4-management")
     assert SERVICES["worker"]["deploy"]["replicas"] >= 2
     assert "container_name" not in SERVICES["worker"], "a fixed name breaks --scale"
@@ -124,7 +136,7 @@ def test_secrets_are_declared_generated_and_ignored() -> None:
 
 
 def test_clients_take_the_broker_url_from_a_secret_file() -> None:
-    for name in ("worker", "camera-agent"):
+    for name in ("worker", *CAMERAS):
         env = SERVICES[name]["environment"]
         url_file = env["SORTLINE_AMQP_URL_FILE"]
         assert url_file.startswith("/run/secrets/")
@@ -134,14 +146,14 @@ def test_clients_take_the_broker_url_from_a_secret_file() -> None:
 
 def test_definitions_are_the_generated_ones_with_a_user_per_role_and_no_guest() -> None:
     """The template is what sortline.broker_definitions renders, so rights and topology cannot drift
-    from the code (the rights themselves are tried on the broker in test_broker_roles.py)."""
+    from the code (the rights themselves are tried on the broker in test_broker_roles.py); the site's
+    names are tokens (filled in test_make_secrets_then_render_definitions_for_any_site)."""
     definitions = json.loads(TEMPLATE.read_text())
-    assert definitions == site_definitions("site-a", ["line-1"]), (
-        "regenerate: python -m sortline.broker_definitions --site site-a --lines line-1 > " + str(TEMPLATE)
+    assert definitions == site_template(), (
+        "regenerate: python -m sortline.broker_definitions --template > " + str(TEMPLATE)
     )
     users = {user["name"]: user for user in definitions["users"]}
     assert "guest" not in users
-    assert set(users) == {role.user for role in site_roles("site-a", ["line-1"])}
     # Every password is a token the renderer fills from a secret the broker container mounts.
     mounted = set(SERVICES["rabbitmq"]["secrets"])
     for user in users.values():
@@ -151,28 +163,26 @@ def test_definitions_are_the_generated_ones_with_a_user_per_role_and_no_guest() 
         assert match.group(1) in mounted
 
 
-#: Each service's broker URL secret, made by make-secrets.sh for the user of its role.
+#: Each service's broker URL secret, which make-secrets.sh writes with the user of its role (checked there).
 SERVICE_URLS = {
-    "worker": ("site_a_line_1_worker_amqp_url", "site-a-line-1-worker"),
-    "camera-agent": ("site_a_line_1_camera_amqp_url", "site-a-line-1-camera"),
-    "trainer": ("site_a_trainer_amqp_url", "site-a-trainer"),
+    "worker": "worker_amqp_url",
+    **dict.fromkeys(CAMERAS, "camera_amqp_url"),
+    "trainer": "trainer_amqp_url",
 }
 
 
 def test_services_connect_as_their_own_role_and_only_check_the_topology() -> None:
-    script = (COMPOSE_DIR / "make-secrets.sh").read_text()
-    for name, (secret, user) in SERVICE_URLS.items():
+    for name, secret in SERVICE_URLS.items():
         service = SERVICES[name]
         assert service["environment"]["SORTLINE_AMQP_URL_FILE"] == f"/run/secrets/{secret}"
         assert service["secrets"] == [secret]
-        assert f"url_for {user} {secret}" in script
         command = service.get("command", [])
         flag = command[command.index("--topology") + 1] if "--topology" in command else None
         assert "check" in (flag, service["environment"].get("SORTLINE_TOPOLOGY")), name
 
 
 def test_healthchecks_ask_readiness_on_the_metrics_port() -> None:
-    for name in ("worker", "camera-agent"):
+    for name in ("worker", *CAMERAS):
         command = SERVICES[name]["command"]
         port = command[command.index("--metrics-port") + 1]
         test = SERVICES[name]["healthcheck"]["test"]
@@ -198,39 +208,98 @@ def _run(script: Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedPr
     )
 
 
-def test_make_secrets_then_render_definitions(tmp_path: Path) -> None:
-    compose_copy = tmp_path / "compose"
-    shutil.copytree(COMPOSE_DIR, compose_copy, ignore=shutil.ignore_patterns("secrets"))
+def _deploy_copy(tmp_path: Path, site: dict[str, str]) -> Path:
+    """deploy/compose and deploy/site, side by side as in the repository, for ``site``'s names."""
+    shutil.copytree(
+        COMPOSE_DIR, tmp_path / "compose", ignore=shutil.ignore_patterns("secrets"), symlinks=True
+    )
+    shutil.copytree(SITE_DIR, tmp_path / "site")
+    lines = [line for line in SITE_ENV.read_text().splitlines() if line.startswith("#")]
+    (tmp_path / "site" / "site.env").write_text("\n".join([*lines, *(f"{k}={v}" for k, v in site.items())]))
+    return tmp_path / "compose"
+
+
+@pytest.mark.parametrize(
+    "site",
+    [site_names(), {"SITE_ID": "plant-7", "LINE_ID": "belt_3", "CAMERA_ID": "cam-9"}],
+    ids=["shipped", "other"],
+)
+def test_make_secrets_then_render_definitions_for_any_site(tmp_path: Path, site: dict[str, str]) -> None:
+    compose_copy = _deploy_copy(tmp_path, site)
+    assert read_env_file(compose_copy / ".env") == site  # compose reads the site's file, not a copy
     made = _run(compose_copy / "make-secrets.sh", {}, tmp_path)
     assert made.returncode == 0, made.stderr
     secrets = compose_copy / "secrets"
     assert {p.name for p in secrets.iterdir()} == set(COMPOSE["secrets"])
-    first = (secrets / "rabbitmq_site_a_line_1_worker_password").read_text()
+    first = (secrets / "rabbitmq_worker_password").read_text()
     assert _run(compose_copy / "make-secrets.sh", {}, tmp_path).returncode == 0
-    assert (secrets / "rabbitmq_site_a_line_1_worker_password").read_text() == first, "must not rotate"
-    worker_url = (secrets / "site_a_line_1_worker_amqp_url").read_text()
-    assert worker_url == f"amqp://site-a-line-1-worker:{first}@rabbitmq:5672/site-a"
+    assert (secrets / "rabbitmq_worker_password").read_text() == first, "must not rotate"
+    name, line = site["SITE_ID"], site["LINE_ID"]
+    for role, user in (("worker", f"{name}-{line}-worker"), ("camera", f"{name}-{line}-camera"),
+                       ("trainer", f"{name}-trainer")):  # fmt: skip
+        password = (secrets / f"rabbitmq_{role}_password").read_text()
+        assert (secrets / f"{role}_amqp_url").read_text() == f"amqp://{user}:{password}@rabbitmq:5672/{name}"
 
     out = tmp_path / "rendered"
     env = {
         "SORTLINE_DEFINITIONS_TEMPLATE": str(TEMPLATE),
         "SORTLINE_SECRETS_DIR": str(secrets),
         "SORTLINE_DEFINITIONS_DIR": str(out),
+        "SITE_ID": name,  # as compose passes them to the broker
+        "LINE_ID": line,
     }
     rendered = _run(COMPOSE_DIR / "rabbitmq" / "render-definitions.sh", env, tmp_path)
     assert rendered.returncode == 0, rendered.stderr
-    users = {u["name"]: u for u in json.loads((out / "definitions.json").read_text())["users"]}
-    assert users["site-a-line-1-worker"]["password"] == first
+    definitions = json.loads((out / "definitions.json").read_text())
+    passwords = {u["name"]: u.pop("password") for u in definitions["users"]}
+    expected = site_definitions(name, [line])
+    for user in expected["users"]:
+        user.pop("password")
+    assert definitions == expected, "the template filled for a site is that site's definitions"
+    assert passwords[f"{name}-{line}-worker"] == first
     assert "@@" not in (out / "definitions.json").read_text()
 
-    (secrets / "rabbitmq_site_a_admin_password").write_text("short")
+    (secrets / "rabbitmq_admin_password").write_text("short")
     refused = _run(COMPOSE_DIR / "rabbitmq" / "render-definitions.sh", env, tmp_path)
-    assert refused.returncode != 0 and "rabbitmq_site_a_admin_password" in refused.stderr
+    assert refused.returncode != 0 and "rabbitmq_admin_password" in refused.stderr
+
+
+def test_names_that_cannot_be_in_a_permission_pattern_are_refused(tmp_path: Path) -> None:
+    compose_copy = _deploy_copy(tmp_path, {"SITE_ID": "site.a", "LINE_ID": "line-1", "CAMERA_ID": "cam-1"})
+    made = _run(compose_copy / "make-secrets.sh", {}, tmp_path)
+    assert made.returncode != 0 and "'site.a'" in made.stderr
+    env = {"SORTLINE_DEFINITIONS_TEMPLATE": str(TEMPLATE), "SORTLINE_DEFINITIONS_DIR": str(tmp_path / "out"),
+           "SITE_ID": "site-a", "LINE_ID": "line.*"}  # fmt: skip
+    rendered = _run(COMPOSE_DIR / "rabbitmq" / "render-definitions.sh", env, tmp_path)
+    assert rendered.returncode != 0 and "'line.*'" in rendered.stderr
+
+
+def test_real_camera_examples_read_a_usb_device_or_an_rtsp_stream_kept_secret() -> None:
+    usb, rtsp = SERVICES["camera-usb"], SERVICES["camera-rtsp"]
+    assert usb["profiles"] == ["usb-camera"] and rtsp["profiles"] == ["rtsp-camera"]
+    assert usb["devices"] == ["/dev/video0:/dev/video0"] and usb["group_add"] == ["video"]
+    assert usb["command"][usb["command"].index("--source") + 1] == "0"
+    assert "--source" not in rtsp["command"]  # SORTLINE_SOURCE, from a git-ignored file
+    (env_file,) = rtsp["env_file"]
+    assert env_file["path"].startswith("./secrets/")
+    for camera in (usb, rtsp):
+        assert camera["command"][camera["command"].index("--camera-id") + 1] == SITE["CAMERA_ID"]
+        assert camera["build"]["target"] == "camera-agent"
+    replay = SERVICES["camera-agent"]["command"]
+    assert replay[replay.index("--camera-id") + 1] != SITE["CAMERA_ID"], "two agents as one camera"
+    prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "sortline-camera-agent"]
+    assert set(job["dns_sd_configs"][0]["names"]) == set(CAMERAS)
 
 
 def test_prometheus_and_grafana_mount_the_deploy_config() -> None:
     prometheus_mounts = SERVICES["prometheus"]["volumes"]
     assert "../prometheus:/etc/prometheus:ro" in prometheus_mounts
+    # The site label of every series: the site's name, from the environment compose gives Prometheus.
+    assert "--enable-feature=expand-external-labels" in SERVICES["prometheus"]["command"]
+    assert SERVICES["prometheus"]["environment"] == {"SITE_ID": SITE["SITE_ID"]}
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert config["global"]["external_labels"]["site"] == "${SITE_ID}"
     grafana_mounts = SERVICES["grafana"]["volumes"]
     assert "../grafana/provisioning:/etc/grafana/provisioning:ro" in grafana_mounts
     assert "../grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana_mounts

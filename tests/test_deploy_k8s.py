@@ -3,7 +3,7 @@ valid flags of its command, and the operator-facing properties hold (least privi
 /healthz and /readyz, the site CA mounted, KEDA counting waiting frames only, GPU rollouts that can
 move, one scrape per pod, disruption budget, anti-affinity, network policies, no token, a video
 device for the USB camera). With kubectl present, kustomize builds each overlay and the built
-output is checked too (no cluster is needed).
+output is checked too (no cluster is needed), also for another site's names in deploy/site/site.env.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings
 
 from camera_agent.settings import AgentSettings
 from classifier_worker.settings import WorkerSettings
-from tests.deploy_support import DEPLOY
+from tests.deploy_support import DEPLOY, SITE_DIR, SITE_ENV, site_names
 from trainer.settings import COMMANDS as TRAINER_COMMANDS
 
 K8S = DEPLOY / "k8s"
@@ -40,11 +40,12 @@ PART_OF = {"app.kubernetes.io/part-of": "sortline"}
 
 
 def _documents() -> list[tuple[Path, dict]]:
+    """Every resource and kustomization; JSON patches (lists of operations) are checked on their own."""
     return [
         (path, doc)
         for path in sorted(K8S.rglob("*.yaml"))
         for doc in yaml.safe_load_all(path.read_text())
-        if doc is not None
+        if isinstance(doc, dict)
     ]
 
 
@@ -164,9 +165,14 @@ def test_broker_users_come_from_their_own_secret_file_with_the_site_ca(name: str
         secret = volumes[mounts[str(path.parent)]]["secret"]
         assert path.name in {item["path"] for item in secret["items"]}
         assert secret["secretName"] in SECRETS_EXAMPLE, f"{secret['secretName']} not in secrets.example.yaml"
-    role = {"classifier-worker": "line-1-worker", "camera-agent": "line-1-camera", "trainer": "trainer"}
+    # The line's part is LINE_ID, filled from deploy/site/site.env (test_site_names_come_from_site_env).
+    role = {
+        "classifier-worker": "sortline.LINE_ID.worker-amqp",
+        "camera-agent": "sortline.LINE_ID.camera-amqp",
+        "trainer": "sortline-trainer-amqp",
+    }
     url_secret = volumes[mounts["/etc/sortline/amqp"]]["secret"]["secretName"]
-    assert url_secret == f"sortline-{role[container['args'][0]]}-amqp"
+    assert url_secret == role[container["args"][0]]
     assert container["args"][container["args"].index("--topology") + 1] == "check"
 
 
@@ -195,7 +201,7 @@ def _container(name: str) -> dict:
 
 
 def test_probes_ask_health_and_readiness_not_metrics() -> None:
-    for name in ("sortline-worker", "sortline-camera-line-1-cam-1"):
+    for name in ("sortline-worker", "sortline-camera"):
         container = _container(name)
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz", name
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz", name
@@ -242,7 +248,7 @@ def test_keda_counts_waiting_frames_only_and_verifies_the_broker() -> None:
     (trigger,) = scaled["spec"]["triggers"]
     metadata = trigger["metadata"]
     assert (trigger["type"], metadata["protocol"], metadata["mode"]) == ("rabbitmq", "http", "QueueLength")
-    assert metadata["queueName"] == "sortline.frames.line-1"
+    assert metadata["queueName"] == "sortline.frames.LINE_ID"
     # Busy workers hold --prefetch frames unacked each: counting them scales any line to the maximum.
     assert metadata["excludeUnacknowledged"] == "true"
     assert "host" not in metadata and "unsafeSsl" not in metadata
@@ -272,12 +278,15 @@ def test_network_policies_deny_by_default_and_allow_metrics_and_broker() -> None
 
 
 def test_camera_example_reads_its_stream_from_a_secret_and_usb_needs_a_device() -> None:
-    env = {e["name"]: e for e in _container("sortline-camera-line-1-cam-1")["env"]}
+    env = {e["name"]: e for e in _container("sortline-camera")["env"]}
     assert env["SORTLINE_SOURCE"]["valueFrom"]["secretKeyRef"]["name"] in SECRETS_EXAMPLE
     patch = yaml.safe_load((K8S / "overlays" / "usb-camera" / "camera-usb-patch.yaml").read_text())
     (container,) = patch["spec"]["template"]["spec"]["containers"]
     assert {e["name"]: e.get("value") for e in container["env"]} == {"SORTLINE_SOURCE": "0"}
     assert container["resources"]["limits"]["squat.ai/video"] == 1
+    (trigger,) = _one("ScaledObject", docs=_build("overlays/gpu"))["spec"]["triggers"]
+    assert trigger["metadata"]["value"] == "100" and trigger["metadata"]["excludeUnacknowledged"] == "true"
+    assert trigger["metadata"]["queueName"] == f"sortline.frames.{site_names()['LINE_ID']}"
     assert container["resources"]["requests"]["squat.ai/video"] == 1
     assert 44 in patch["spec"]["template"]["spec"]["securityContext"]["supplementalGroups"]
 
@@ -289,9 +298,14 @@ def test_gpu_overlay_requests_one_gpu_and_rolls_without_a_spare_one() -> None:
     assert container["resources"]["requests"]["nvidia.com/gpu"] == 1
     # A surge pod would wait for a GPU only the pod it replaces can free.
     assert patch["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
-    scaled = yaml.safe_load((K8S / "overlays" / "gpu" / "scaledobject-gpu-patch.yaml").read_text())
-    assert scaled["spec"]["minReplicaCount"] >= 2  # one keeps sorting while the other is replaced
-    assert scaled["spec"]["triggers"][0]["metadata"]["excludeUnacknowledged"] == "true"
+    operations = yaml.safe_load((K8S / "overlays" / "gpu" / "scaledobject-gpu-patch.yaml").read_text())
+    changed = {op["path"]: op["value"] for op in operations if op["op"] == "replace"}
+    assert changed["/spec/minReplicaCount"] >= 2  # one keeps sorting while the other is replaced
+    assert set(changed) <= {
+        "/spec/minReplicaCount",
+        "/spec/maxReplicaCount",
+        "/spec/triggers/0/metadata/value",
+    }
     kustomization = yaml.safe_load((K8S / "overlays" / "gpu" / "kustomization.yaml").read_text())
     (image,) = kustomization["images"]
     assert (image["name"], image["newName"]) == ("sortline-worker", "sortline-worker-gpu")
@@ -318,9 +332,9 @@ def test_trainer_jobs_train_then_promote_on_the_models_volume() -> None:
 # --- what kustomize builds ------------------------------------------------------------------------------
 
 
-def _build(folder: str) -> list[dict]:
+def _build(folder: str, k8s: Path = K8S) -> list[dict]:
     result = subprocess.run(
-        ["kubectl", "kustomize", str(K8S / folder)], capture_output=True, text=True, timeout=60, check=False
+        ["kubectl", "kustomize", str(k8s / folder)], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
     return list(yaml.safe_load_all(result.stdout))
@@ -337,8 +351,10 @@ def test_kustomize_builds_and_labels_every_pod(folder: str) -> None:
     assert {"Deployment", "Service", "ScaledObject", "TriggerAuthentication", "NetworkPolicy",
             "PodDisruptionBudget", "ServiceAccount"} <= kinds  # fmt: skip
     assert "Secret" not in kinds
+    namespace = f"sortline-{site_names()['SITE_ID']}"
     for doc in built:
-        assert doc["metadata"].get("namespace", "sortline-site-a") == "sortline-site-a"
+        assert doc["metadata"].get("namespace", namespace) == namespace
+        assert doc["kind"] != "ConfigMap", "the site's names are read at build time, never applied"
         if doc["kind"] == "Deployment":
             assert doc["spec"]["template"]["metadata"]["labels"].items() >= PART_OF.items()
 
@@ -348,14 +364,73 @@ def test_overlays_change_what_they_say() -> None:
     gpu = _one("Deployment", "sortline-worker", _build("overlays/gpu"))
     assert gpu["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
     assert gpu["spec"]["template"]["spec"]["containers"][0]["image"] == "sortline-worker-gpu"
-    usb = _one("Deployment", "sortline-camera-line-1-cam-1", _build("overlays/usb-camera"))
+    usb = _one("Deployment", "sortline-camera", _build("overlays/usb-camera"))
     (container,) = usb["spec"]["template"]["spec"]["containers"]
     source = next(e for e in container["env"] if e["name"] == "SORTLINE_SOURCE")
     assert source == {"name": "SORTLINE_SOURCE", "value": "0"}
     assert container["resources"]["limits"]["squat.ai/video"] == 1
+    (trigger,) = _one("ScaledObject", docs=_build("overlays/gpu"))["spec"]["triggers"]
+    assert trigger["metadata"]["value"] == "100" and trigger["metadata"]["excludeUnacknowledged"] == "true"
+    assert trigger["metadata"]["queueName"] == f"sortline.frames.{site_names()['LINE_ID']}"
 
 
 def test_docs_name_every_secret_of_the_example() -> None:
     text = (K8S.parent.parent / "docs" / "operations.md").read_text()
     missing = {name for name in SECRETS_EXAMPLE if not re.search(rf"\b{re.escape(name)}\b", text)}
     assert not missing, f"docs/operations.md does not explain {missing}"
+
+
+#: Placeholders in deploy/k8s that the site component fills; none may survive a build.
+PLACEHOLDER = re.compile(r"(?<![A-Z_])(SITE_ID|LINE_ID|CAMERA_ID)(?![A-Z_])")
+
+
+def _built_values(docs: list[dict]) -> list[str]:
+    def walk(value: object) -> list[str]:
+        if isinstance(value, dict):
+            return [text for item in value.values() for text in walk(item)]
+        if isinstance(value, list):
+            return [text for item in value for text in walk(item)]
+        return [str(value)]
+
+    return walk(docs)
+
+
+def _site_copy(tmp_path: Path, site: dict[str, str]) -> Path:
+    shutil.copytree(K8S, tmp_path / "k8s")
+    shutil.copytree(SITE_DIR, tmp_path / "site")
+    (tmp_path / "site" / "site.env").write_text("".join(f"{k}={v}\n" for k, v in site.items()))
+    return tmp_path / "k8s"
+
+
+@needs_kubectl
+@pytest.mark.parametrize("folder", ["base", "overlays/gpu", "overlays/usb-camera"])
+def test_site_names_come_from_site_env(folder: str, tmp_path: Path) -> None:
+    """The shipped names and another site's: each lands in every field that names the site, line or camera."""
+    assert "site.env" in (SITE_DIR / "kustomization.yaml").read_text() and SITE_ENV.exists()
+    for site in (site_names(), {"SITE_ID": "plant-7", "LINE_ID": "belt-3", "CAMERA_ID": "cam-9"}):
+        built = _build(folder, _site_copy(tmp_path / site["SITE_ID"], site))
+        name, line, camera = site["SITE_ID"], site["LINE_ID"], site["CAMERA_ID"]
+        assert not [v for v in _built_values(built) if PLACEHOLDER.search(v)]
+        assert _one("Namespace", docs=built)["metadata"]["name"] == f"sortline-{name}"
+        assert {d["metadata"]["namespace"] for d in built if d["kind"] != "Namespace"} == {f"sortline-{name}"}
+        worker = _one("Deployment", "sortline-worker", built)["spec"]["template"]
+        (container,) = worker["spec"]["containers"]
+        assert {"name": "SORTLINE_LINE_ID", "value": line} in container["env"]
+        assert worker["metadata"]["labels"]["sortline/line"] == line
+        secrets = {v["secret"]["secretName"] for v in worker["spec"]["volumes"] if "secret" in v}
+        assert f"sortline.{line}.worker-amqp" in secrets
+        (trigger,) = _one("ScaledObject", docs=built)["spec"]["triggers"]
+        assert trigger["metadata"]["queueName"] == f"sortline.frames.{line}"
+        camera_pod = _one("Deployment", "sortline-camera", built)
+        assert camera_pod["spec"]["selector"]["matchLabels"]["sortline/camera"] == f"{line}.{camera}"
+        (agent,) = camera_pod["spec"]["template"]["spec"]["containers"]
+        assert {"name": "SORTLINE_CAMERA_ID", "value": camera} in agent["env"]
+        named = {
+            v["secret"]["secretName"]
+            for v in camera_pod["spec"]["template"]["spec"]["volumes"]
+            if "secret" in v
+        }
+        assert f"sortline.{line}.camera-amqp" in named
+        if folder != "overlays/usb-camera":  # which reads the USB camera instead of the stream
+            source = next(e for e in agent["env"] if e["name"] == "SORTLINE_SOURCE")
+            assert source["valueFrom"]["secretKeyRef"]["name"] == f"sortline.{line}.{camera}.source"

@@ -122,7 +122,7 @@ def test_a_person_labels_review_items_in_the_browser_one_key_each(amqp_url, line
         time.sleep(2)  # every item decided, and audited
     out, port = tmp_path / "labelled", free_port()
     arguments = ["review", "--line-id", line_id, "--out", str(out), "--port", str(port)]
-    review = ServiceProcess("trainer.cli", arguments, amqp_url)
+    review = ServiceProcess("trainer.cli", arguments, amqp_url, metrics_port=False)
     with review, chromium() as browser:
         deadline = time.monotonic() + 60
         while True:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sortline.settings import bounds_text, parse_cli
+from sortline.cli_help import bounds_text
+from sortline.settings import parse_cli
 from trainer.cli import main
 from trainer.fit.config import FinetuneConfig, HeadConfig
 from trainer.pipelines.train import run_from_settings

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import CliVariadicArg
 
+from sortline.labels import DATA_LABELS
 from sortline.messages import Identifier
 from sortline.settings import CliSettings, SortlineSettings
 from trainer.data.splits import DEFAULT_CALIB_FRACTION, DEFAULT_VAL_FRACTION
@@ -27,7 +28,9 @@ class DataCommand(CliSettings):
     """Flags of the subcommands that read labelled folders."""
 
     data: CliVariadicArg[list[Path]] = Field(
-        description="Labelled data folders DIR/<label>/*.jpg (several: --data A B); they are combined."
+        json_schema_extra={"metavar": "DIR"},
+        description="Labelled data folders DIR/<label>/*.jpg (several: --data A B); they are combined. "
+        f"Labels (folder names): {', '.join(DATA_LABELS)}.",
     )
     workers: int = Field(RELEASE.workers, ge=1, le=64, description="Threads decoding images.")
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from camera_agent.items.pipeline import TrackView
 from sortline.belt import BeltFrame
+from sortline.readable import confidence_text
 
 COUNTED = (60, 220, 60)  # BGR: items that crossed the line
 TRACKED = (0, 200, 255)  # items still on their way to it
@@ -45,7 +46,8 @@ def draw_items(frame: np.ndarray, tracks: Sequence[TrackView], belt: BeltFrame |
         label = track.item_id or f"t{track.track_id}"
         verdict = (verdicts or {}).get(track.item_id or "")
         if verdict is not None:
-            label += f" {verdict.bin} {verdict.confidence:.2f}"
+            shown = confidence_text(verdict.confidence, min_digits=2)  # 0.999, never 1.00 below 1
+            label += f" {verdict.bin} {shown}"
         _label(out, label, (x, max(0, y - 4)), colour, scale)
     if fps is not None:
         _label(out, f"{fps:.1f} fps", (8, frame.shape[0] - 10), (255, 255, 255), scale)

@@ -1,9 +1,11 @@
 #!/bin/sh
 # Entrypoint wrapper of the rabbitmq service: render the definitions file, then start RabbitMQ.
 #
-# definitions.template.json holds tokens "@@secret:NAME@@"; each is replaced by the content of the
-# Docker secret /run/secrets/NAME. The result goes to /tmp/sortline (a tmpfs in compose.yaml), so
-# passwords never land in an image layer, a volume or this repository.
+# definitions.template.json (python -m sortline.broker_definitions --template) holds the tokens
+# "@@site@@" and "@@line@@", replaced by $SITE_ID and $LINE_ID (compose passes them from
+# deploy/site/site.env), and "@@secret:NAME@@", each replaced by the content of the Docker secret
+# /run/secrets/NAME. The result goes to /tmp/sortline (a tmpfs in compose.yaml), so passwords never
+# land in an image layer, a volume or this repository.
 #
 # Passwords must be 16+ characters of [A-Za-z0-9._~-] (what deploy/compose/make-secrets.sh
 # generates): such a password needs no escaping in JSON, in sed, or in an amqp:// URL.
@@ -15,9 +17,17 @@ secrets_dir=${SORTLINE_SECRETS_DIR:-/run/secrets}
 out_dir=${SORTLINE_DEFINITIONS_DIR:-/tmp/sortline}
 out="$out_dir/definitions.json"
 
+# Names go into permission patterns unescaped: letters, digits, '_' and '-' only.
+for name in "${SITE_ID:?SITE_ID is not set (deploy/site/site.env)}" "${LINE_ID:?LINE_ID is not set}"; do
+    if ! printf '%s' "$name" | grep -Eq '^[A-Za-z0-9_-]{1,64}$'; then
+        echo "render-definitions: '$name' is not 1-64 characters of [A-Za-z0-9_-]" >&2
+        exit 1
+    fi
+done
+
 umask 077
 mkdir -p "$out_dir"
-cp "$template" "$out.tmp"
+sed -e "s|@@site@@|$SITE_ID|g" -e "s|@@line@@|$LINE_ID|g" "$template" >"$out.tmp"
 for token in $(grep -o '@@secret:[A-Za-z0-9_]*@@' "$template" | sort -u); do
     name=${token#@@secret:}
     name=${name%@@}

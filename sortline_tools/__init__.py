@@ -1,0 +1,1 @@
+"""Tools for people who run a line: the ``sortline`` command (``sortline tail``)."""
