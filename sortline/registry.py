@@ -1,11 +1,13 @@
 """A model registry on disk: numbered versions, and pointers to the one serving and the one on trial.
 
     REGISTRY/
-      versions/0001-lite0-ft-20261124-bed2a8a7/   manifest.json, model.onnx, variants, evaluation
+      versions/0001-lite0-ft-20261124-bed2a8a7/   manifest.json, model.onnx, variants,
+                                                  evaluation/ (its trainer evaluate report)
       versions/0002-.../
       current   -> versions/0002-...              what workers serve
       candidate -> versions/0003-...              what workers try in shadow (optional)
-      history.jsonl                               every pointer change: what, from, to, when, why
+      history.jsonl                               every pointer change: what, from, to, when, why,
+                                                  and the gate's figures of a promotion
 
 A version is written once (copied into a hidden staging folder, verified against its manifest's
 sha256, then renamed into place) and never changed. A pointer is a symbolic link replaced with
@@ -33,6 +35,8 @@ from sortline.manifest import ModelManifest, load_manifest, variant_path
 CURRENT = "current"
 CANDIDATE = "candidate"
 POINTERS = (CURRENT, CANDIDATE)
+#: A version's evaluation report (``trainer publish --evaluation``), kept beside its model files.
+EVALUATION = "evaluation"
 _NUMBERED = re.compile(r"^(\d{4,})-")
 
 
@@ -101,12 +105,15 @@ class ModelRegistry:
             return None
         return self.find(Path(os.readlink(link)).name)
 
-    def publish(self, source: Path) -> Version:
-        """Copy a model directory in as the next numbered version, verified in the copy."""
+    def publish(self, source: Path, evaluation: Path | None = None) -> Version:
+        """Copy a model directory in as the next numbered version, verified in the copy; with
+        ``evaluation`` (a ``trainer evaluate --report`` folder), that report goes in beside it."""
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         number = max((v.number for v in self.versions()), default=0) + 1
         staging = self.root / f".staging-{uuid.uuid4().hex[:8]}"
         shutil.copytree(source, staging)
+        if evaluation is not None:
+            shutil.copytree(evaluation, staging / EVALUATION, dirs_exist_ok=True)
         try:
             manifest = verified_manifest(staging)
         except Exception:
@@ -117,8 +124,9 @@ class ModelRegistry:
         self._log("publish", None, target.name)
         return Version(number, target, manifest)
 
-    def point(self, pointer: str, version: Version | None, why: str) -> None:
-        """Swap ``pointer`` to ``version`` (None: remove it) with one rename."""
+    def point(self, pointer: str, version: Version | None, why: str, details: dict | None = None) -> None:
+        """Swap ``pointer`` to ``version`` (None: remove it) with one rename; ``details`` (the gate's
+        figures) are kept in the history entry."""
         link = self.root / pointer
         before = self.pointed(pointer)
         if version is None:
@@ -127,7 +135,7 @@ class ModelRegistry:
             temporary = self.root / f".{pointer}-{uuid.uuid4().hex[:8]}"
             temporary.symlink_to(Path("versions") / version.name)
             os.replace(temporary, link)
-        self._log(why, before.name if before else None, version.name if version else None, pointer)
+        self._log(why, before.name if before else None, version.name if version else None, pointer, details)
 
     def previous_current(self) -> Version:
         """What ``current`` pointed at before it pointed at what it does now."""
@@ -150,8 +158,13 @@ class ModelRegistry:
             shutil.rmtree(version.path)
         return [version.name for version in removable]
 
-    def _log(self, action: str, before: str | None, after: str | None, pointer: str | None = None) -> None:
+    def _log(
+        self, action: str, before: str | None, after: str | None, pointer: str | None = None,
+        details: dict | None = None,
+    ) -> None:  # fmt: skip
         entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "action": action,
                  "pointer": pointer, "from": before, "to": after}  # fmt: skip
+        if details:
+            entry["details"] = details
         with (self.root / "history.jsonl").open("a") as log:
             log.write(json.dumps(entry) + "\n")

@@ -10,6 +10,7 @@ import pytest
 from classifier_worker.cpus import available_cpus, cgroup_cpu_limit
 from classifier_worker.service import model_loader
 from classifier_worker.settings import WorkerSettings
+from sortline_runtime.model import CascadeModel
 
 HOST_CPUS = len(os.sched_getaffinity(0))
 
@@ -53,5 +54,7 @@ def test_the_model_gets_the_resolved_thread_count(
     flag: int, expected: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("classifier_worker.service.available_cpus", lambda: 7)
-    loader = model_loader(WorkerSettings(inference_threads=flag))
-    assert loader.keywords["intra_op_threads"] == (7 if expected == "available" else expected)
+    asked: dict = {}
+    monkeypatch.setattr(CascadeModel, "load", lambda _path, **options: asked.update(options))
+    model_loader(WorkerSettings(inference_threads=flag))()
+    assert asked["intra_op_threads"] == (7 if expected == "available" else expected)

@@ -11,7 +11,14 @@ import pytest
 
 from sortline.labels import RESIDUAL
 from sortline.manifest import ModelIntegrityError
-from sortline.registry import CURRENT, ModelRegistry, RegistryError, resolve_model_dir
+from sortline.registry import (
+    CANDIDATE,
+    CURRENT,
+    ModelRegistry,
+    RegistryError,
+    resolve_model_dir,
+    verified_manifest,
+)
 from sortline_runtime.imaging import resize_for_model, to_model_input
 from sortline_runtime.model import CascadeModel
 from tests.tiny_model import write_tiny_model
@@ -89,6 +96,12 @@ def test_the_gate_refuses_a_worse_model_and_passes_the_same_one_again(tmp_path: 
     assert ModelRegistry(registry).pointed(CURRENT).name == "0001-tiny-good"
     assert trainer_main(["promote", *gated, "--model-version", "3"]) == 0
     assert ModelRegistry(registry).pointed(CURRENT).name == "0003-tiny-again"
+    passed = ModelRegistry(registry).history()[-1]["details"]["gate"]  # the figures it passed on, kept
+    assert passed["against"] == "0001-tiny-good"
+    assert (
+        passed["candidate"]["recyclable_material_accuracy"]
+        == passed["current"]["recyclable_material_accuracy"]
+    )
     assert trainer_main(["rollback", "--registry", str(registry), "--no-announce"]) == 0
     assert ModelRegistry(registry).pointed(CURRENT).name == "0001-tiny-good"
 
@@ -98,3 +111,22 @@ def test_promote_names_its_two_ways_and_their_flags() -> None:
         trainer_main(["promote", "--registry", "r", "--model-version", "1"]) == 2
     )  # no gate data, no --force
     assert trainer_main(["promote", "--model", "m"]) == 2
+
+
+def test_a_version_keeps_its_evaluation_and_shadow_names_the_candidate(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "summary.md").write_text("# figures\n")
+    registry = tmp_path / "registry"
+    model = write_tiny_model(tmp_path / "m", version="tiny-m")
+    publish = ["publish", "--model", str(model), "--registry", str(registry)]
+    assert trainer_main([*publish, "--evaluation", str(report)]) == 0
+    assert trainer_main(publish) == 0
+    first = ModelRegistry(registry).find("1")
+    assert (first.path / "evaluation" / "summary.md").read_text() == "# figures\n"
+    assert verified_manifest(first.path).version == "tiny-m"  # the report does not upset the check
+    shadow = ["shadow", "--registry", str(registry), "--no-announce"]
+    assert trainer_main([*shadow, "--model-version", "2"]) == 0
+    assert ModelRegistry(registry).pointed(CANDIDATE).name == "0002-tiny-m"
+    assert trainer_main(shadow) == 0  # no version: the trial is over
+    assert ModelRegistry(registry).pointed(CANDIDATE) is None

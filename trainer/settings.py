@@ -244,6 +244,9 @@ class PublishSettings(SortlineSettings):
 
     model: Path = Field(description="The model directory (manifest.json + model.onnx + variants).")
     registry: Path = Field(description="The registry (created when missing).")
+    evaluation: Path | None = Field(
+        None, description="The model's `trainer evaluate --report` folder, kept as the version's evaluation/."
+    )
     keep: int = Field(10, ge=1, le=10_000, description="Versions kept; older ones no pointer names go.")
 
 

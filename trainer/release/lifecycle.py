@@ -22,7 +22,7 @@ class GateRefused(RegistryError):
 
 def publish(settings: PublishSettings) -> Version:
     registry = ModelRegistry(settings.registry)
-    version = registry.publish(settings.model)
+    version = registry.publish(settings.model, settings.evaluation)
     removed = registry.retain(settings.keep)
     print(f"published {version.manifest.version} as {version.name} in {settings.registry}")
     if removed:
@@ -51,7 +51,11 @@ def promote_in_registry(settings: PromoteSettings) -> ModelManifest:
         if not verdict.passed:
             raise GateRefused(f"{candidate.name} refused: {'; '.join(verdict.reasons)}\n{table}")
         print(f"{candidate.name} passes the gate against {current.name}:\n{table}")
-    registry.point(CURRENT, candidate, "promote (forced, no gate)" if settings.force else "promote")
+        details = {"gate": {"against": current.name, "margin": settings.gate_margin,
+                            "candidate": verdict.candidate, "current": verdict.current}}  # fmt: skip
+    else:
+        details = None
+    registry.point(CURRENT, candidate, "promote (forced, no gate)" if settings.force else "promote", details)
     print(f"current is now {candidate.name}")
     return candidate.manifest
 
@@ -67,7 +71,7 @@ def rollback(settings: RollbackSettings) -> ModelManifest:
 
 def shadow(settings: ShadowSettings) -> None:
     registry = ModelRegistry(settings.registry)
-    version = registry.find(settings.model_version) if settings.version else None
+    version = registry.find(settings.model_version) if settings.model_version else None
     registry.point(CANDIDATE, version, "shadow" if version else "end shadow")
     print(f"candidate is now {version.name}" if version else "no candidate: the shadow trial is over")
     current = registry.pointed(CURRENT)
