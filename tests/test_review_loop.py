@@ -13,6 +13,7 @@ import numpy as np
 import pika
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from sortline.manifest import MANIFEST_FILE
 from sortline.messages import REVIEW_DECISION_HEADER, REVIEW_SHADOW_HEADER, REVIEW_WHY_HEADER
@@ -23,6 +24,7 @@ from sortline_dev.publishing import frame_headers, publish_frames
 from sortline_dev.taps import decisions_tap
 from tests.support.browser import chromium
 from tests.tiny_model import write_tiny_model
+from trainer.review.page import label_keys
 
 pytestmark = pytest.mark.broker
 
@@ -134,14 +136,18 @@ def test_a_person_labels_review_items_in_the_browser_one_key_each(amqp_url, line
                 assert time.monotonic() < deadline, "the review page did not come up"
                 time.sleep(0.2)
         browser.get(f"http://127.0.0.1:{port}/")
-        for key in ("g", " ", "p"):  # glass, skip, paper
+        confirmed = None
+        for key in ("g", " ", Keys.ENTER):  # glass, skip, confirm what the line decided
             wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#views img"))
             shown = browser.find_element(By.ID, "status").text
+            if key == Keys.ENTER:
+                confirmed = browser.find_element(By.ID, "confirm").text.removeprefix("Enter: ")
             browser.find_element(By.TAG_NAME, "body").send_keys(key)
             wait_for(lambda shown=shown: browser.find_element(By.ID, "status").text != shown)
         wait_for(lambda: browser.find_element(By.ID, "status").text
                  == "2 labelled, 1 skipped; nothing to review")  # fmt: skip
-    assert [p.parent.name for p in sorted(out.rglob("*.jpg"))] == ["glass", "paper"]
+    assert confirmed in label_keys().values()
+    assert sorted(p.parent.name for p in out.rglob("*.jpg")) == sorted(["glass", confirmed])
     assert take_review(amqp_url, line_id, 1, timeout=2) == []  # labelled and skipped: all taken off
 
 

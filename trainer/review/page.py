@@ -1,7 +1,8 @@
 """The review page: one item at a time, its views and what the line decided; one key per label.
 
-Keyboard first: the page names each label's key (``g`` glass, ``p`` paper, ...), ``space`` skips
-an item nobody could label (it leaves the queue without a file), and each answer brings the next.
+Keyboard first: the page names each label's key (``g`` glass, ``p`` paper, ...), ``Enter``
+confirms what the line took the item for, ``space`` skips an item nobody could label (it leaves the
+queue without a file), and each answer brings the next.
 """
 
 from __future__ import annotations
@@ -132,10 +133,11 @@ PAGE = """<!doctype html>
 </style></head>
 <body>
 <h1>Review</h1>
-<p id="legend">{{LEGEND}} &nbsp; <kbd>space</kbd> skip</p>
+<p id="legend">{{LEGEND}} &nbsp; <kbd>Enter</kbd> confirm the line's answer &nbsp; <kbd>space</kbd> skip</p>
 <p id="status">loading</p>
 <div id="views"></div>
 <p id="decision"></p>
+<p id="confirm"></p>
 <script>
 const KEYS = {{KEYS}};
 let current = null;
@@ -151,8 +153,11 @@ async function load() {
   document.getElementById("decision").textContent = d
     ? `line decided: ${d.bin} (${d.material ?? "organic"}, confidence ${Number(d.confidence).toFixed(4)})` +
       (current.shadow ? `; candidate: ${current.shadow.bin}` : "") : "";
+  document.getElementById("confirm").textContent = d ? `Enter: ${confirmed(d)}` : "";
   if (!current) setTimeout(load, 1000);
 }
+// What the line took the item for, as a label: its material, or organic.
+function confirmed(d) { return d.material ?? "organic"; }
 async function answer(label) {
   if (!current) return;
   const key = current.key;
@@ -163,6 +168,7 @@ async function answer(label) {
 }
 document.addEventListener("keydown", event => {
   if (event.key === " ") { event.preventDefault(); answer(null); }
+  else if (event.key === "Enter" && current && current.decision.bin) answer(confirmed(current.decision));
   else if (KEYS[event.key]) answer(KEYS[event.key]);
 });
 load();
