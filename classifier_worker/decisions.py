@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from classifier_worker.frames import Frame
 from sortline.cascade import CascadeDecision, CascadeThresholds, ResidualReason
 from sortline.labels import MATERIALS
@@ -23,7 +25,9 @@ def build_decision(
     model_version: str,
     decided_at_ns: int | None,
     thresholds: CascadeThresholds,
+    p_hazard: float | None = None,
 ) -> DecisionMessage:
+    """The message for one decided frame; ``p_hazard`` only from a model with a hazard output."""
     decided_at_ns = decided_at_ns or time.time_ns()
     headers = frame.headers
     residual_threshold, residual_detail = residual_explained(decision, thresholds)
@@ -43,6 +47,7 @@ def build_decision(
         bin=decision.bin,
         confidence=round(decision.confidence, 6),
         p_organic=round(min(max(p_organic, 0.0), 1.0), 6),
+        p_hazard=None if p_hazard is None else round(min(max(p_hazard, 0.0), 1.0), 6),
         material=decision.material,
         material_probs={name: round(p, 6) for name, p in zip(MATERIALS, material_probs, strict=True)},
         residual_reason=decision.residual_reason.value if decision.residual_reason else None,
@@ -68,3 +73,8 @@ def residual_explained(
     if decision.residual_reason is ResidualReason.TRASH:
         return None, f"top material is trash ({confidence_text(decision.confidence, min_digits=6)})"
     return None, None
+
+
+def hazard_of(p_hazard: np.ndarray | None, row: int) -> float | None:
+    """Row ``row``'s hazard probability, or None for a model without a hazard output."""
+    return None if p_hazard is None else float(p_hazard[row])

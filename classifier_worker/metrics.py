@@ -6,7 +6,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from sortline.labels import BINS
+from sortline.labels import BINS, HAZARD
 from sortline.messages import DeadLetterReason, DecisionMessage
 
 #: Capture-to-decision latency: the ejector window is ~35 ms, so resolve 5-100 ms finely.
@@ -22,6 +22,12 @@ class WorkerMetrics:
         self.registry = registry
         self.decisions = Counter(
             "sortline_decisions_total", "Sorting decisions published.", ["line", "bin"], registry=registry
+        )
+        self.hazard_items = Counter(
+            "sortline_hazard_items_total",
+            "Items decided into the hazard bin (batteries): each one is a fire risk someone must know of.",
+            ["line"],
+            registry=registry,
         )
         self.dead_letters = Counter(
             "sortline_dead_letters_total", "Frames dead-lettered, by reason.", ["reason"], registry=registry
@@ -128,7 +134,13 @@ class WorkerMetrics:
     def start_line(self, line: str) -> None:
         """Create the line's series (and every dead-letter reason's) at 0: a series that first
         appears at 1 shows no increase to rate(), and a panel shows 0 rather than no data."""
-        for counter in (self.frames_received, self.redelivered, self.duplicates, self.unroutable):
+        for counter in (
+            self.frames_received,
+            self.redelivered,
+            self.duplicates,
+            self.unroutable,
+            self.hazard_items,
+        ):
             counter.labels(line=line)
         for bin_name in BINS:  # a bin no item went to yet has a share of 0, not no share
             self.decisions.labels(line=line, bin=bin_name)
@@ -138,6 +150,8 @@ class WorkerMetrics:
     def record_decision(self, message: DecisionMessage) -> None:
         """Count a confirmed decision and its capture-to-decision latency."""
         self.decisions.labels(line=message.line_id, bin=message.bin).inc()
+        if message.bin == HAZARD:
+            self.hazard_items.labels(line=message.line_id).inc()
         # A camera clock slightly ahead (within --max-clock-ahead-ms) must not put negative
         # latencies into the histogram: they would pull its sum, and every mean read off it, down.
         latency_ns = max(0, time.time_ns() - message.captured_at_ns)

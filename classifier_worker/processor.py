@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from classifier_worker.decisions import build_decision
+from classifier_worker.decisions import build_decision, hazard_of
 from classifier_worker.frames import Delivery, Frame, FramePolicy, check_frame
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.settings import WorkerSettings
@@ -223,8 +223,8 @@ class BatchProcessor:
         self.metrics.stage_seconds.labels(stage="inference").observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(sum(counts))
         now_ns = time.time_ns()
-        for item, decision, p, probs in zip(
-            ready, decisions, prediction.p_organic, prediction.material_probs, strict=True
+        for row, (item, decision, p, probs) in enumerate(
+            zip(ready, decisions, prediction.p_organic, prediction.material_probs, strict=True)
         ):
             if item.frame.deadline_ns is not None and now_ns > item.frame.deadline_ns:
                 # Deciding a frame past its deadline would fire the ejector at the wrong item.
@@ -232,8 +232,9 @@ class BatchProcessor:
                     item.frame.delivery, DeadLetterReason.EXPIRED, "deadline passed"
                 )
                 continue
+            hazard = hazard_of(prediction.p_hazard, row)
             message = build_decision(item.frame, decision, float(p), probs.tolist(), model.version, now_ns,
-                                     model.manifest.thresholds)  # fmt: skip
+                                     model.manifest.thresholds, hazard)  # fmt: skip
             outcomes[id(item)] = Decided(item.frame.delivery, message, self._review_why(message))
         if self.shadow is not None:
             self.shadow.offer([(item, outcomes[id(item)]) for item in ready if id(item) in outcomes])

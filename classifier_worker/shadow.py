@@ -19,7 +19,7 @@ import random
 import threading
 from collections.abc import Callable
 
-from classifier_worker.decisions import build_decision
+from classifier_worker.decisions import build_decision, hazard_of
 from classifier_worker.metrics import WorkerMetrics
 from classifier_worker.views import Combination, combine_views
 from sortline_runtime.imaging import to_model_input
@@ -121,8 +121,8 @@ class ShadowRunner:
         prediction = model.predict(to_model_input(pixels, model.manifest.input))
         prediction = combine_views(prediction, [len(item.pixels) for item, _ in batch], self._combination)
         answers = model.decide(prediction)
-        for (item, outcome), answer, p, probs in zip(
-            batch, answers, prediction.p_organic, prediction.material_probs, strict=True
+        for row, ((item, outcome), answer, p, probs) in enumerate(
+            zip(batch, answers, prediction.p_organic, prediction.material_probs, strict=True)
         ):
             current = outcome.message.bin
             agreed = "yes" if answer.bin == current else "no"
@@ -131,5 +131,6 @@ class ShadowRunner:
             ).inc()
             if answer.bin != current:
                 candidate = build_decision(item.frame, answer, float(p), probs.tolist(), model.version,
-                                           None, model.manifest.thresholds)  # fmt: skip
+                                           None, model.manifest.thresholds,
+                                           hazard_of(prediction.p_hazard, row))  # fmt: skip
                 self._on_disagreement(item.frame.delivery, outcome.message, candidate)

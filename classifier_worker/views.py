@@ -43,18 +43,24 @@ def combine_views(prediction: Prediction, counts: Sequence[int], rule: Combinati
     if all(count == 1 for count in counts):
         return prediction
     bounds = np.cumsum([0, *counts])
-    organic, materials = [], []
+    organic, materials, hazards = [], [], []
     for start, end in itertools.pairwise(bounds):
-        p_organic = prediction.p_organic[start:end]
+        organic.append(_combine_binary(prediction.p_organic[start:end], rule))
+        if prediction.p_hazard is not None:
+            hazards.append(_combine_binary(prediction.p_hazard[start:end], rule))
         probs = prediction.material_probs[start:end]
         if rule == "mean":
-            organic.append(p_organic.mean())
             materials.append(probs.mean(axis=0))
         else:
-            organic.append(_sigmoid(_logit(p_organic).mean()))
             geometric = np.exp(np.log(np.clip(probs, _EPSILON, 1.0)).mean(axis=0))
             materials.append(geometric / geometric.sum())
-    return Prediction(np.asarray(organic, np.float32), np.asarray(materials, np.float32))
+    p_hazard = None if prediction.p_hazard is None else np.asarray(hazards, np.float32)
+    return Prediction(np.asarray(organic, np.float32), np.asarray(materials, np.float32), p_hazard)
+
+
+def _combine_binary(p: np.ndarray, rule: Combination) -> float:
+    """One probability of a yes/no question (organic, hazard) from the views' ones."""
+    return float(p.mean()) if rule == "mean" else _sigmoid(_logit(p).mean())
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -1,4 +1,8 @@
-"""The two-stage sorting decision: organic or not, then material, with abstention to ``residual``.
+"""The sorting decision: hazard first, then organic or not, then material, with abstention to ``residual``.
+
+A hazard (a battery) is checked before anything else, when the model has a hazard output: it must
+never be ejected into a recyclable bin, where it can start a fire. Models without that output (older
+manifests) decide as before.
 
 An optical sorter ejects only on a confident positive: an item the model is unsure about stays on
 the belt and ends in ``residual``, which keeps every other bin pure. This module is pure logic so
@@ -13,7 +17,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sortline.labels import MATERIALS, ORGANIC, RECYCLABLE_MATERIALS, RESIDUAL
+from sortline.labels import HAZARD, MATERIALS, ORGANIC, RECYCLABLE_MATERIALS, RESIDUAL
 
 
 class CascadeThresholds(BaseModel):
@@ -29,6 +33,13 @@ class CascadeThresholds(BaseModel):
         ge=0.0,
         le=1.0,
         description="Top material probability below which a non-organic item goes to residual.",
+    )
+    hazard: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="p_hazard at or above which an item goes to the hazard bin, checked first "
+        "(ignored by models without a hazard output).",
     )
 
 
@@ -50,17 +61,26 @@ class CascadeDecision:
 
 
 def decide(
-    p_organic: float, material_probs: Sequence[float], thresholds: CascadeThresholds
+    p_organic: float,
+    material_probs: Sequence[float],
+    thresholds: CascadeThresholds,
+    p_hazard: float | None = None,
 ) -> CascadeDecision:
     """Apply the cascade to one item's model outputs.
 
     ``material_probs`` follows :data:`sortline.labels.MATERIALS`. ``material`` is what stage 2
-    said for a non-organic item (also when it then goes to residual), and None for an organic one.
+    said for a non-organic item (also when it then goes to residual), and None for an organic or
+    hazardous one. ``p_hazard`` is None for a model without a hazard output: no hazard check.
     """
     if len(material_probs) != len(MATERIALS):
         raise ValueError(f"expected {len(MATERIALS)} material probabilities, got {len(material_probs)}")
     if not 0.0 <= p_organic <= 1.0:
         raise ValueError(f"p_organic must be within [0, 1], got {p_organic}")
+    if p_hazard is not None:
+        if not 0.0 <= p_hazard <= 1.0:
+            raise ValueError(f"p_hazard must be within [0, 1], got {p_hazard}")
+        if p_hazard >= thresholds.hazard:
+            return CascadeDecision(bin=HAZARD, confidence=float(p_hazard), material=None)
     if p_organic >= thresholds.organic:
         return CascadeDecision(bin=ORGANIC, confidence=float(p_organic), material=None)
     best = max(range(len(MATERIALS)), key=lambda i: material_probs[i])

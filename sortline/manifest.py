@@ -47,12 +47,16 @@ class InputSpec(BaseModel):
 
 
 class OutputSpec(BaseModel):
-    """ONNX output names: p_organic is [N], material_probs is [N, len(materials)]."""
+    """ONNX output names: p_organic is [N], material_probs is [N, len(materials)], p_hazard is [N].
+
+    ``p_hazard`` is None for models made before the hazard bin: they serve without a hazard check.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     p_organic: str = "p_organic"
     material_probs: str = "material_probs"
+    p_hazard: str | None = None
 
 
 class TrainingRecord(BaseModel):

@@ -215,7 +215,15 @@ class DecisionMessage(BaseModel):
     bin: str
     confidence: float = Field(ge=0.0, le=1.0)
     p_organic: float = Field(ge=0.0, le=1.0)
-    material: str | None = Field(None, description="Stage-2 answer; None when stage 1 said organic.")
+    p_hazard: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="The hazard check's probability; left out of the JSON for models without one.",
+    )
+    material: str | None = Field(
+        None, description="Stage-2 answer; None when stage 1 said organic or the item is a hazard."
+    )
     material_probs: dict[str, float]
     residual_reason: str | None = None
     residual_threshold: float | None = Field(
@@ -249,7 +257,8 @@ class DecisionMessage(BaseModel):
         return value
 
     def to_json(self) -> bytes:
-        return self.model_dump_json().encode()
+        """The body; a decision of a model without a hazard output is byte for byte what it was before."""
+        return self.model_dump_json(exclude={"p_hazard"} if self.p_hazard is None else None).encode()
 
     @classmethod
     def from_json(cls, body: bytes | str) -> DecisionMessage:

@@ -72,21 +72,26 @@ def choose_variant(requested: str, manifest: ModelManifest, providers: list[str]
 
 
 def decide_batch(
-    p_organic: np.ndarray, material_probs: np.ndarray, thresholds: CascadeThresholds
+    p_organic: np.ndarray,
+    material_probs: np.ndarray,
+    thresholds: CascadeThresholds,
+    p_hazard: np.ndarray | None = None,
 ) -> list[CascadeDecision]:
-    """The cascade decision for every row of a batch's outputs."""
+    """The cascade decision for every row of a batch's outputs (no hazard check without ``p_hazard``)."""
+    hazards = [None] * len(p_organic) if p_hazard is None else [float(h) for h in p_hazard]
     return [
-        decide(float(p), probs.tolist(), thresholds)
-        for p, probs in zip(p_organic, material_probs, strict=True)
+        decide(float(p), probs.tolist(), thresholds, hazard)
+        for p, probs, hazard in zip(p_organic, material_probs, hazards, strict=True)
     ]
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """Raw model outputs for one batch."""
+    """Raw model outputs for one batch; ``p_hazard`` is None for a model without a hazard output."""
 
     p_organic: np.ndarray  # [N]
     material_probs: np.ndarray  # [N, len(MATERIALS)]
+    p_hazard: np.ndarray | None = None  # [N]
 
 
 class CascadeModel:
@@ -99,6 +104,8 @@ class CascadeModel:
         self.variant = variant
         self._session = session
         self._output_names = [manifest.outputs.p_organic, manifest.outputs.material_probs]
+        if manifest.outputs.p_hazard is not None:
+            self._output_names.append(manifest.outputs.p_hazard)
 
     @classmethod
     def load(
@@ -130,9 +137,14 @@ class CascadeModel:
         """The manifest's version, plus the variant served, so decisions and metrics tell them apart."""
         return f"{self.manifest.version}+{self.variant}" if self.variant else self.manifest.version
 
+    @property
+    def has_hazard(self) -> bool:
+        """Whether the model checks for hazards (models made before the hazard bin do not)."""
+        return self.manifest.outputs.p_hazard is not None
+
     def predict(self, batch: np.ndarray) -> Prediction:
-        p_organic, material_probs = self._session.run(self._output_names, {self.manifest.input.name: batch})
-        return Prediction(p_organic.reshape(-1), material_probs)
+        outputs = self._session.run(self._output_names, {self.manifest.input.name: batch})
+        return _prediction(outputs)
 
     @property
     def on_gpu(self) -> bool:
@@ -156,14 +168,21 @@ class CascadeModel:
         for name in self._output_names:
             binding.bind_output(name, "cpu")
         self._session.run_with_iobinding(binding)
-        p_organic, material_probs = binding.copy_outputs_to_cpu()
-        return Prediction(p_organic.reshape(-1), material_probs)
+        return _prediction(binding.copy_outputs_to_cpu())
 
     def decide(self, prediction: Prediction) -> list[CascadeDecision]:
-        return decide_batch(prediction.p_organic, prediction.material_probs, self.manifest.thresholds)
+        return decide_batch(
+            prediction.p_organic, prediction.material_probs, self.manifest.thresholds, prediction.p_hazard
+        )
 
     def warm_up(self, batch_sizes: tuple[int, ...] = (1, 8)) -> None:
         """Run the model once per batch size so the first real frames do not pay for setup."""
         size = self.manifest.input.size
         for batch_size in batch_sizes:
             self.predict(np.zeros((batch_size, 3, size, size), dtype=np.float32))
+
+
+def _prediction(outputs: list[np.ndarray]) -> Prediction:
+    """Outputs in ``_output_names`` order (p_organic, material_probs, then p_hazard if any)."""
+    p_hazard = outputs[2].reshape(-1) if len(outputs) > 2 else None
+    return Prediction(outputs[0].reshape(-1), outputs[1], p_hazard)

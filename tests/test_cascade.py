@@ -66,3 +66,28 @@ def test_every_decision_is_a_known_bin_backed_by_its_probability(p_organic, raw,
         assert d.confidence == max(raw) and d.material == MATERIALS[raw.index(max(raw))]
         if d.bin != "residual":
             assert d.confidence >= t_mat and d.bin == d.material
+
+
+def test_hazard_is_checked_before_organic_and_material() -> None:
+    d = decide(0.99, probs(metal=1.0), T, p_hazard=0.5)
+    assert (d.bin, d.confidence, d.material, d.residual_reason) == ("hazard", 0.5, None, None)
+
+
+def test_below_the_hazard_threshold_the_cascade_decides_as_before() -> None:
+    assert decide(0.1, probs(metal=0.9), T, p_hazard=0.49).bin == "metal"
+    assert decide(0.5, probs(metal=0.9), T, p_hazard=0.49).bin == "organic"
+
+
+def test_a_model_without_a_hazard_output_has_no_hazard_check() -> None:
+    strict = CascadeThresholds(organic=0.4, material_min_confidence=0.6, hazard=0.0)
+    assert decide(0.1, probs(metal=0.9), strict).bin == "metal"  # p_hazard None: never hazard
+
+
+def test_old_thresholds_without_hazard_load_with_the_default() -> None:
+    old = CascadeThresholds.model_validate({"organic": 0.2, "material_min_confidence": 0.9995})
+    assert old.hazard == 0.5
+
+
+def test_out_of_range_p_hazard_is_refused() -> None:
+    with pytest.raises(ValueError, match="p_hazard"):
+        decide(0.1, probs(metal=1.0), T, p_hazard=1.5)

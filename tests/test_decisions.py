@@ -94,3 +94,32 @@ def test_the_worker_takes_the_threshold_from_the_served_manifest(
         assert re.fullmatch(
             rf"top material {message.material} 0\.\d{{6,9}} < 0\.999999", message.residual_detail
         )
+
+
+def test_a_model_with_a_hazard_output_sends_hazards_to_their_bin_and_counts_them(tmp_path: Path) -> None:
+    from tests.tiny_model import write_tiny_model
+
+    model_dir = write_tiny_model(tmp_path / "hazard", hazard=True)
+    metrics = WorkerMetrics(CollectorRegistry())
+    with ThreadPoolExecutor(2) as executor:
+        processor = BatchProcessor(CascadeModel.load(model_dir), WorkerSettings(model=model_dir, line_id="l"),
+                                   metrics, executor)  # fmt: skip
+        outcomes = processor.process([delivery(tag, color) for tag, color in enumerate((10, 170, 250))])
+    messages = [o.message for o in outcomes if isinstance(o, Decided)]
+    assert [m.bin == "hazard" for m in messages] == [False, False, True]
+    assert all(m.p_hazard is not None for m in messages) and messages[2].p_hazard > 0.5
+    assert messages[2].material is None
+    for message in messages:
+        metrics.record_decision(message)
+    assert metrics.registry.get_sample_value("sortline_hazard_items_total", {"line": "l"}) == 1.0
+
+
+def test_a_model_without_a_hazard_output_serves_and_never_names_p_hazard(tiny_model_dir: Path) -> None:
+    with ThreadPoolExecutor(2) as executor:
+        processor = BatchProcessor(CascadeModel.load(tiny_model_dir),
+                                   WorkerSettings(model=tiny_model_dir, line_id="l"),
+                                   WorkerMetrics(CollectorRegistry()), executor)  # fmt: skip
+        outcomes = processor.process([delivery(tag, color) for tag, color in enumerate((10, 250))])
+    messages = [o.message for o in outcomes if isinstance(o, Decided)]
+    assert len(messages) == 2
+    assert all(m.bin != "hazard" and b"p_hazard" not in m.to_json() for m in messages)

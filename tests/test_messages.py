@@ -107,3 +107,14 @@ def test_decision_names_only_known_bins_and_all_materials() -> None:
         decision(bin="compost")
     with pytest.raises(ValueError, match="material_probs"):
         decision(material_probs={"glass": 1.0})
+
+
+def test_a_decision_without_p_hazard_leaves_it_out_of_the_json() -> None:
+    assert b"p_hazard" not in decision().to_json()  # what older consumers already accept
+
+
+def test_a_hazard_decision_carries_its_probability() -> None:
+    message = decision(bin="hazard", material=None, p_hazard=0.97)
+    assert DecisionMessage.from_json(message.to_json()) == message
+    with pytest.raises(ValueError):
+        decision(p_hazard=1.2)

@@ -46,6 +46,14 @@ def test_log_mean_is_a_normalised_geometric_mean() -> None:
     assert combined.p_organic[0] == pytest.approx(0.75, abs=1e-6)  # log-odds 0 and log 9: mean log 3
 
 
+def test_the_hazard_probability_is_combined_like_organic_and_stays_absent_without_one() -> None:
+    rows = prediction([0.2, 0.4, 0.9], [[0.6, 0.4], [0.2, 0.8], [1.0, 0.0]])
+    assert combine_views(rows, [2, 1], "mean").p_hazard is None
+    with_hazard = Prediction(rows.p_organic, rows.material_probs, np.array([0.5, 0.9, 0.1], np.float32))
+    np.testing.assert_allclose(combine_views(with_hazard, [2, 1], "mean").p_hazard, [0.7, 0.1], rtol=1e-6)
+    assert combine_views(with_hazard, [2, 1], "log-mean").p_hazard[0] == pytest.approx(0.75, abs=1e-6)
+
+
 def jpeg(colour: tuple[int, int, int]) -> bytes:
     return cv2.imencode(".jpg", np.full((64, 64, 3), colour, dtype=np.uint8))[1].tobytes()
 

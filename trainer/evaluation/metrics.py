@@ -17,6 +17,7 @@ from sortline.cascade import CascadeDecision, ResidualReason
 from sortline.labels import (
     BINS,
     DATA_LABELS,
+    HAZARD,
     MATERIALS,
     ORGANIC,
     RECYCLABLE_MATERIALS,
@@ -82,6 +83,7 @@ def compute_metrics(
     sortable_to_residual = sum(bins[i] == RESIDUAL for i in sortable)
     low_conf = sum(d.residual_reason == ResidualReason.LOW_CONFIDENCE for d in decisions)
     counts = Counter(labels)
+    bins_figures = per_bin(labels, bins)
     return {
         "n_images": len(labels),
         "counts": {label: counts[label] for label in DATA_LABELS if counts[label]},
@@ -92,5 +94,8 @@ def compute_metrics(
         "residual_fraction": _ratio(sum(b == RESIDUAL for b in bins), len(bins)),
         "sortable_residual_fraction": _ratio(sortable_to_residual, len(sortable)),
         "low_confidence_fraction": _ratio(low_conf, len(bins)),
-        "per_bin": per_bin(labels, bins),
+        # Batteries: how many the hazard bin caught, and how many of its items were batteries.
+        "hazard_recall": bins_figures[HAZARD]["recovery"],
+        "hazard_purity": bins_figures[HAZARD]["purity"],
+        "per_bin": bins_figures,
     }

@@ -33,6 +33,7 @@ class ScoredSet:
     material_probs: np.ndarray
     decisions: list[CascadeDecision]
     skipped: list[Sample]
+    p_hazard: np.ndarray | None = None  # None: the model has no hazard output
 
 
 def score(
@@ -44,6 +45,7 @@ def score(
     skipped: list[Sample] = []
     p_parts: list[np.ndarray] = []
     m_parts: list[np.ndarray] = []
+    h_parts: list[np.ndarray] = []
     with (
         ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
         tqdm(total=len(samples), desc="evaluate", unit="img") as bar,
@@ -58,8 +60,11 @@ def score(
                 kept.extend(s for s, _ in good)
                 p_parts.append(prediction.p_organic)
                 m_parts.append(prediction.material_probs)
+                if prediction.p_hazard is not None:
+                    h_parts.append(prediction.p_hazard)
             bar.update(len(chunk))
     p_organic = np.concatenate(p_parts) if p_parts else np.zeros(0, dtype=np.float32)
     material_probs = np.concatenate(m_parts) if m_parts else np.zeros((0, 6), dtype=np.float32)
-    decisions = model.decide(Prediction(p_organic, material_probs))
-    return ScoredSet(kept, p_organic, material_probs, decisions, skipped)
+    p_hazard = (np.concatenate(h_parts) if h_parts else np.zeros(0, np.float32)) if model.has_hazard else None
+    decisions = model.decide(Prediction(p_organic, material_probs, p_hazard))
+    return ScoredSet(kept, p_organic, material_probs, decisions, skipped, p_hazard)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,12 +55,12 @@ def backbone_session(cache_dir: Path, threads: int = 0) -> ort.InferenceSession:
     return open_session(onnx_path, threads=threads)
 
 
-def cache_path(cache_dir: Path, sample: Sample) -> Path:
+def cache_path(cache_dir: Path, sample: Sample, backbone_id: str = BACKBONE_ID) -> Path:
     """Where one image's features live; a changed file or backbone gets a new name."""
     stat = sample.path.stat()
-    ident = f"{BACKBONE_ID}|{sample.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    ident = f"{backbone_id}|{sample.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     digest = hashlib.sha1(ident.encode("utf-8")).hexdigest()
-    return cache_dir / BACKBONE_ID / digest[:2] / f"{digest}.npy"
+    return cache_dir / backbone_id / digest[:2] / f"{digest}.npy"
 
 
 def embed_views(session: ort.InferenceSession, images: list[np.ndarray], spec: InputSpec) -> np.ndarray:
@@ -72,6 +72,25 @@ def embed_views(session: ort.InferenceSession, images: list[np.ndarray], spec: I
     return np.stack([features[:n], features[n:]], axis=1).astype(np.float32)
 
 
+Embed = Callable[[ort.InferenceSession, list[np.ndarray], InputSpec], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """Which network makes the features: its cache identity, how to open it, how to embed a batch.
+
+    The pretrained one (the default) flips images itself; a served model's backbone mirrors
+    inside its graph (``trainer.fit.served_backbone``).
+    """
+
+    ident: str
+    open: Callable[[Path], ort.InferenceSession]
+    embed: Embed
+
+
+PRETRAINED = Backbone(BACKBONE_ID, backbone_session, embed_views)
+
+
 def extract(
     samples: Sequence[Sample],
     cache_dir: Path = DEFAULT_CACHE_DIR,
@@ -79,15 +98,16 @@ def extract(
     batch_size: int = 32,
     workers: int = 2,
     spec: InputSpec | None = None,
+    backbone: Backbone = PRETRAINED,
 ) -> FeatureSet:
     """Features for every sample, from the cache where possible; undecodable images are skipped."""
     spec = spec or InputSpec()
-    paths = [cache_path(cache_dir, s) for s in samples]
+    paths = [cache_path(cache_dir, s, backbone.ident) for s in samples]
     todo = [i for i, p in enumerate(paths) if not p.is_file()]
     log.info("features: %d cached, %d to extract", len(samples) - len(todo), len(todo))
     bad: set[int] = set()
     if todo:
-        session = backbone_session(cache_dir)
+        session = backbone.open(cache_dir)
         with (
             ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
             tqdm(total=len(todo), desc="features", unit="img") as bar,
@@ -98,7 +118,7 @@ def extract(
                 good = [(i, img) for i, img in zip(chunk, images, strict=True) if img is not None]
                 bad.update(i for i, img in zip(chunk, images, strict=True) if img is None)
                 if good:
-                    feats = embed_views(session, [img for _, img in good], spec)
+                    feats = backbone.embed(session, [img for _, img in good], spec)
                     for (i, _), feat in zip(good, feats, strict=True):
                         paths[i].parent.mkdir(parents=True, exist_ok=True)
                         np.save(paths[i], feat)

@@ -27,7 +27,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def label_keys(labels: tuple[str, ...] = DATA_LABELS) -> dict[str, str]:
-    """key -> label, one letter each."""
+    """key -> label, one letter each; every bin has a label (``b`` battery for the hazard bin)."""
     keys: dict[str, str] = {}
     for label in labels:
         key = PREFERRED_KEYS.get(label, label[0])
@@ -156,8 +156,8 @@ async function load() {
   document.getElementById("confirm").textContent = d ? `Enter: ${confirmed(d)}` : "";
   if (!current) setTimeout(load, 1000);
 }
-// What the line took the item for, as a label: its material, or organic.
-function confirmed(d) { return d.material ?? "organic"; }
+// What the line took the item for, as a label: a battery (hazard bin), its material, or organic.
+function confirmed(d) { return d.bin === "hazard" ? "battery" : (d.material ?? "organic"); }
 async function answer(label) {
   if (!current) return;
   const key = current.key;
