@@ -9,7 +9,7 @@ PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.
 DEMO_STAMP := $(VENV)/.demo-installed
 ALL_STAMP  := $(VENV)/.all-installed
 
-.PHONY: demo test lint bench train evaluate dist wheelhouse clean help
+.PHONY: demo test lint bench train finetune evaluate dist wheelhouse clean help
 
 help:
 	@echo "make demo       - install, then run a worker and a camera agent in items mode on samples/belt/demo.mp4"
@@ -56,9 +56,15 @@ test: $(ALL_STAMP)
 bench: $(ALL_STAMP)
 	$(BIN)/python -m bench
 
-# Full fine-tuning, ~50 min on 2 CPU cores; repeatable on one kind of CPU (docs/model-report/NOTES.md).
-# Checkpoints in runs/finetune (add --resume to continue a stopped run).
+# The default model: new heads (organic, material, hazard) on the fine-tuned backbone of the model in
+# models/default, thresholds from out-of-fold predictions with a Wilson margin; minutes, not an hour
+# (docs/model-report/NOTES.md). The backbone is unchanged, so running it again gives the same model.
+# Fine-tuning the backbone itself, ~50 min on 2 cores: `make finetune` (checkpoints in runs/finetune,
+# add --resume to continue a stopped run), then `make train` for the heads.
 train: $(ALL_STAMP)
+	$(BIN)/trainer train --mode heads --backbone-from models/default --data ../shared/datasets/trashnet ../shared/datasets/garbage12 ../shared/datasets/garbage12-extra --hidden 128 --epochs 12 --folds 3 --out models/default
+
+finetune: $(ALL_STAMP)
 	$(BIN)/trainer train --mode finetune --data ../shared/datasets/trashnet ../shared/datasets/garbage12 --out models/default
 
 evaluate: $(ALL_STAMP)

@@ -17,10 +17,10 @@ from sortline.labels import DATA_LABELS
 from sortline.messages import Identifier
 from sortline.settings import CliSettings, SortlineSettings
 from trainer.data.splits import DEFAULT_CALIB_FRACTION, DEFAULT_VAL_FRACTION
-from trainer.fit.config import FinetuneConfig, HeadConfig, QatConfig
+from trainer.fit.config import FinetuneConfig, HeadConfig, MarginConfig, QatConfig
 from trainer.release.options import ReleaseOptions
 
-FT, HEADS, QAT, RELEASE = FinetuneConfig, HeadConfig, QatConfig, ReleaseOptions
+FT, HEADS, QAT, RELEASE, MARGIN = FinetuneConfig, HeadConfig, QatConfig, ReleaseOptions, MarginConfig
 MAX_SEED = 2**32 - 1
 
 
@@ -143,6 +143,41 @@ class TrainSettings(DataCommand):
     speed_seconds: float = Field(
         RELEASE.speed_seconds, gt=0.0, le=600.0, description="Seconds per fp32/int8 throughput measurement."
     )
+    backbone_from: Path | None = Field(
+        None,
+        json_schema_extra={"metavar": "DIR"},
+        description="Heads mode: train the heads on the (fine-tuned) backbone of this served model directory "
+        "instead of the pretrained one, with out-of-fold calibration (--folds, --purity-margin-z); DIR may "
+        "be --out itself, its backbone is read first.",
+    )
+    folds: int = Field(
+        MARGIN.folds, ge=2, le=20, description="--backbone-from: folds of the out-of-fold calibration."
+    )
+    target_purity: float = Field(
+        MARGIN.target_purity,
+        ge=0.5,
+        le=0.999,
+        description="--backbone-from: purity every recyclable bin and organic must reach (as a lower bound).",
+    )
+    hazard_target_purity: float = Field(
+        MARGIN.hazard_target_purity,
+        ge=0.5,
+        le=0.999,
+        description="--backbone-from: purity the hazard bin must reach (as a lower bound).",
+    )
+    purity_margin_z: float = Field(
+        MARGIN.z,
+        ge=0.0,
+        le=5.0,
+        description="--backbone-from: z of the Wilson lower bound a bin's purity must clear the target with "
+        "(1.645: one-sided 95%; 0: the purity seen).",
+    )
+
+    @model_validator(mode="after")
+    def _backbone_in_heads_mode(self) -> TrainSettings:
+        if self.backbone_from is not None and self.mode != "heads":
+            raise ValueError("--backbone-from trains heads: use it with --mode heads")
+        return self
 
 
 class EvaluateSettings(DataCommand):
@@ -175,6 +210,12 @@ class EvaluateSettings(DataCommand):
         None,
         pattern=r"^[a-z0-9_-]{1,32}$",
         description="Evaluate a variant listed in the manifest (e.g. int8).",
+    )
+    loso: bool = Field(
+        False,
+        description="Also leave one source out: for each data folder with recyclables, heads on the frozen "
+        "pretrained backbone trained on the other folders (all their images) score all of it "
+        "(trainer/evaluation/loso.py; features cached in .cache/features).",
     )
 
 

@@ -91,6 +91,12 @@ def evaluate_command(settings: EvaluateSettings) -> int:
         "skipped_undecodable": len(scored.skipped),
         **compute_metrics(labels, scored.p_organic, scored.material_probs, scored.decisions),
     }
+    if settings.loso:
+        from trainer.evaluation.loso import leave_one_source_out
+
+        metrics["leave_one_source_out"] = leave_one_source_out(
+            dataset.scan(settings.data), workers=settings.workers
+        )
     if settings.predictions:
         write_predictions(scored, settings.predictions)
     if settings.report:

@@ -124,5 +124,10 @@ def write_report(
     (directory / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     from trainer.evaluation.summary import render_summary
 
-    (directory / "summary.md").write_text(render_summary(report, manifest))
+    summary = render_summary(report, manifest)
+    if "leave_one_source_out" in report:  # trainer evaluate --loso
+        from trainer.evaluation.loso import render_markdown
+
+        summary += render_markdown(report["leave_one_source_out"])
+    (directory / "summary.md").write_text(summary)
     log.info("wrote report to %s", directory)

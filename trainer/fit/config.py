@@ -62,3 +62,13 @@ class QatConfig:
     train_heads: bool = False
     label_smoothing: float = 0.0
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class MarginConfig:
+    """Out-of-fold calibration with a confidence margin (heads on a served backbone)."""
+
+    folds: int = 5  # every training image scored by heads trained on the other 4/5
+    target_purity: float = 0.97  # every recyclable bin and organic
+    hazard_target_purity: float = 0.95
+    z: float = 1.645  # one-sided 95% Wilson lower bound on each bin's purity

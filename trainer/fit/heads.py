@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sortline.labels import MATERIALS, ORGANIC
+from sortline.labels import HAZARD_LABELS, MATERIALS, ORGANIC, material_target
 from trainer.fit.config import HeadConfig
 from trainer.model.backbone import FEATURE_DIM
 
@@ -76,29 +76,50 @@ def _views(features: np.ndarray, labels: list[str]) -> tuple[np.ndarray, list[st
     return x, [label for label in labels for _ in range(features.shape[1])]
 
 
-def train_organic_head(features: np.ndarray, labels: list[str], cfg: HeadConfig) -> nn.Module:
-    """Stage-1 head: one logit, positive = organic; every other label (recyclable, materials) negative."""
-    torch.manual_seed(cfg.seed)
+def _binary_head(
+    features: np.ndarray, labels: list[str], positive: frozenset[str], cfg: HeadConfig, seed: int
+) -> tuple[nn.Module, float, float]:
+    """One logit, positive for ``positive`` labels, class-balanced; (head, positive share, loss)."""
+    torch.manual_seed(seed)
     x, rows = _views(features, labels)
-    y = np.array([label == ORGANIC for label in rows], dtype=np.float32)
+    y = np.array([label in positive for label in rows], dtype=np.float32)
     if y.min() == y.max():
-        raise ValueError("stage 1 needs both organic and non-organic training images")
+        raise ValueError(f"a {'/'.join(sorted(positive))} head needs positive and negative training images")
     head = make_head(1, cfg.dropout, cfg.hidden)
     pos_weight = torch.tensor([(1.0 - y.mean()) / y.mean()], dtype=torch.float32)
     bce = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     loss = _fit(head, x, y, lambda out, t: bce(out.reshape(-1), t), cfg)
-    log.info("organic head: %d rows (%.1f%% organic), final loss %.4f", len(y), 100 * y.mean(), loss)
+    return head, float(y.mean()), loss
+
+
+def train_organic_head(features: np.ndarray, labels: list[str], cfg: HeadConfig) -> nn.Module:
+    """Stage-1 head: one logit, positive = organic; every other label (recyclable, materials) negative."""
+    head, share, loss = _binary_head(features, labels, frozenset({ORGANIC}), cfg, cfg.seed)
+    log.info("organic head: %d images (%.1f%% organic), final loss %.4f", len(labels), 100 * share, loss)
+    return head
+
+
+def has_hazard_labels(labels: list[str]) -> bool:
+    """Whether the data can teach a hazard head (it holds hazard-labelled images)."""
+    return any(label in HAZARD_LABELS for label in labels)
+
+
+def train_hazard_head(features: np.ndarray, labels: list[str], cfg: HeadConfig) -> nn.Module:
+    """Hazard head: one logit, positive = battery; every other label negative (checked first)."""
+    head, share, loss = _binary_head(features, labels, frozenset(HAZARD_LABELS), cfg, cfg.seed + 2)
+    log.info("hazard head: %d images (%.1f%% hazard), final loss %.4f", len(labels), 100 * share, loss)
     return head
 
 
 def train_material_head(features: np.ndarray, labels: list[str], cfg: HeadConfig) -> nn.Module:
-    """Stage-2 head: six logits in ``MATERIALS`` order, trained only on material-labelled images."""
+    """Stage-2 head: six logits in ``MATERIALS`` order, trained on images with a material target
+    (``sortline.labels.material_target``: textiles and batteries teach ``trash``)."""
     torch.manual_seed(cfg.seed + 1)
-    keep = [i for i, label in enumerate(labels) if label in MATERIALS]
+    keep = [i for i, label in enumerate(labels) if material_target(label) is not None]
     if not keep:
         raise ValueError("stage 2 needs images labelled with a material")
     x, rows = _views(features[keep], [labels[i] for i in keep])
-    y = np.array([MATERIALS.index(label) for label in rows], dtype=np.int64)
+    y = np.array([MATERIALS.index(material_target(label) or "") for label in rows], dtype=np.int64)
     head = make_head(len(MATERIALS), cfg.dropout, cfg.hidden)
     loss_fn = nn.CrossEntropyLoss(weight=balanced_weights(y, len(MATERIALS)))
     loss = _fit(head, x, y, loss_fn, cfg)
@@ -115,3 +136,9 @@ def head_outputs(
         p = torch.sigmoid(organic_head(x)).reshape(-1)
         probs = torch.softmax(material_head(x), dim=1)
     return p.numpy(), probs.numpy()
+
+
+def sigmoid_output(head: nn.Module, features: np.ndarray) -> np.ndarray:
+    """[N] probabilities of a one-logit head on plain-view features."""
+    with torch.inference_mode():
+        return torch.sigmoid(head(torch.from_numpy(np.ascontiguousarray(features)))).reshape(-1).numpy()

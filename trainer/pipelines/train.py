@@ -26,7 +26,7 @@ from sortline.manifest import InputSpec, ModelManifest, TrainingRecord
 from trainer.data import dataset, image_cache
 from trainer.data.splits import DEFAULT_CALIB_FRACTION, DEFAULT_VAL_FRACTION, Splits, make_splits
 from trainer.fit import checkpoint, frozen_features, heads
-from trainer.fit.config import FinetuneConfig, HeadConfig, QatConfig
+from trainer.fit.config import FinetuneConfig, HeadConfig, MarginConfig, QatConfig
 from trainer.fit.distributed import DistInfo, barrier, init_from_env, select_device, shutdown
 from trainer.fit.finetune import TrainData, Trainer, build_net
 from trainer.fit.quantization_aware import quantization_aware_finetune
@@ -47,6 +47,12 @@ HEADS_IDENTITY = ModelIdentity(
     "validation split was used for nothing but these figures",
 )
 MIRRORED = ", mean of the image and its mirror"
+FINETUNE_IDENTITY_SERVED = ModelIdentity(
+    "lite0-ft",
+    "efficientnet_lite0 (fine-tuned, from a served model) + MLP heads" + MIRRORED,
+    validation_note="thresholds were chosen on out-of-fold predictions of the training side; the "
+    "validation split was used for nothing but these figures",
+)
 SPLIT_RULE = (
     "validation: per <dataset-folder>/<label>, smallest sha1('<dataset-folder>/<label>/<file>'); "
     "calibration: from the rest, smallest sha1('calibration/' + same key); the rest trains"
@@ -84,6 +90,8 @@ class TrainRun:
     workers: int = 2
     mirror_average: bool = True
     release: ReleaseOptions = field(default_factory=ReleaseOptions)
+    backbone_from: Path | None = None  # heads mode: a served model's backbone instead of the pretrained
+    margin: MarginConfig = field(default_factory=MarginConfig)
 
 
 def _train_data(images: image_cache.ImageSet, keys: set[str]) -> TrainData:
@@ -192,6 +200,12 @@ def run(run: TrainRun) -> ModelManifest | None:
     if run.threads:
         torch.set_num_threads(run.threads)
     splits = make_splits(run.data, run.val_fraction, run.calib_fraction)
+    if run.mode == "heads" and run.backbone_from is not None:
+        from trainer.pipelines import served_heads
+
+        prepared, record = served_heads.prepare(run, splits)
+        return finalize(None, run.out, splits, FINETUNE_IDENTITY_SERVED, record, run.release,
+                        time.monotonic() - started, prepared)  # fmt: skip
     if run.mode == "heads":
         net, record = train_heads_only(run, splits)
         return finalize(net, run.out, splits, _identity(run), record, run.release, time.monotonic() - started)
@@ -252,6 +266,13 @@ def run_from_settings(settings: TrainSettings, command: str) -> TrainRun:
         threads=settings.threads,
         workers=settings.workers,
         mirror_average=settings.mirror_average,
+        backbone_from=settings.backbone_from,
+        margin=MarginConfig(
+            folds=settings.folds,
+            target_purity=settings.target_purity,
+            hazard_target_purity=settings.hazard_target_purity,
+            z=settings.purity_margin_z,
+        ),
         release=ReleaseOptions(
             workers=settings.workers,
             int8=settings.int8,

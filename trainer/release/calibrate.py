@@ -10,6 +10,12 @@
   ``target_purity`` pure while at most ``max_abstain`` of all images are sent to residual for low
   confidence; when that is not reachable, the threshold within the abstention cap with the best
   worst-bin purity.
+
+With a margin ``z`` > 0 (``calibrate_with_margin``) "pure enough" means the Wilson score lower
+bound of the bin's purity at ``z`` reaches the target, not the purity seen: a bin of 60 items all
+right is 100% pure but only >= 94.3% with one-sided 95% confidence (z 1.645), so a threshold is not
+accepted on the strength of a few images, and one image more or less moves it little. The hazard
+bin gets the same rule with its own target. ``z`` 0 is the plain purity of the rule above.
 """
 
 from __future__ import annotations
@@ -20,12 +26,22 @@ from typing import Any
 import numpy as np
 
 from sortline.cascade import CascadeThresholds
-from sortline.labels import RECYCLABLE_MATERIALS
+from sortline.labels import RECYCLABLE_MATERIALS, is_hazard_label
 from sortline_runtime.model import decide_batch
 from trainer.evaluation.metrics import compute_metrics
 
 DEFAULT_ORGANIC_THRESHOLD = 0.5
 THRESHOLD_GRID = np.concatenate([np.round(np.arange(0.0, 1.0, 0.01), 2), [0.995, 0.998, 0.999, 0.9995]])
+
+
+def wilson_lower(hits: np.ndarray | int, n: np.ndarray | int, z: float) -> np.ndarray:
+    """Wilson score lower bound of a proportion ``hits / n`` (1.0 where n is 0; hits/n at z 0)."""
+    hits_a, n_a = np.asarray(hits, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    safe = np.maximum(n_a, 1.0)
+    p = hits_a / safe
+    centre = p + z * z / (2 * safe)
+    spread = z * np.sqrt(p * (1 - p) / safe + z * z / (4 * safe * safe))
+    return np.where(n_a > 0, (centre - spread) / (1 + z * z / safe), 1.0)
 
 
 def balanced_accuracy(scores: np.ndarray, positive: np.ndarray, threshold: float) -> float:
@@ -51,6 +67,15 @@ def worst_purity(metrics: dict[str, Any]) -> float:
     purities = [metrics["per_bin"][b]["purity"] for b in RECYCLABLE_MATERIALS]
     known = [p for p in purities if p is not None]
     return min(known) if known else 1.0
+
+
+def worst_purity_bound(labels: Sequence[str], bins: Sequence[str], z: float) -> float:
+    """Lowest Wilson lower bound of purity over the recyclable bins (1.0 for an empty bin)."""
+    bounds = []
+    for name in RECYCLABLE_MATERIALS:
+        taken = [label for label, b in zip(labels, bins, strict=True) if b == name]
+        bounds.append(float(wilson_lower(sum(label == name for label in taken), len(taken), z)))
+    return min(bounds)
 
 
 def material_threshold(
@@ -90,7 +115,7 @@ def material_threshold(
 
 
 def organic_threshold_for_purity(
-    p_organic: np.ndarray, is_organic: np.ndarray, *, target_purity: float = 0.97
+    p_organic: np.ndarray, is_organic: np.ndarray, *, target_purity: float = 0.97, z: float = 0.0
 ) -> tuple[float, dict[str, Any]]:
     """The stage-1 threshold with the best organic recovery while the organic bin stays pure enough.
 
@@ -108,7 +133,7 @@ def organic_threshold_for_purity(
     predicted = scores[None, :] >= candidates[:, None]
     hits = (predicted & positive[None, :]).sum(axis=1)
     taken = predicted.sum(axis=1)
-    purity = np.where(taken > 0, hits / np.maximum(taken, 1), 1.0)
+    purity = wilson_lower(hits, taken, z)
     recovery = hits / positive.sum()
     feasible = np.flatnonzero((purity >= target_purity) & (taken > 0))
     if not len(feasible):
@@ -119,7 +144,7 @@ def organic_threshold_for_purity(
     top = best[balanced == balanced.max()]
     chosen = int(top[len(top) // 2])
     return float(candidates[chosen]), {
-        "method": "max organic recovery with purity >= target",
+        "method": "max recovery with purity >= target" + (f" (Wilson lower bound, z {z})" if z else ""),
         "target_purity": target_purity,
         "target_reached": True,
         "purity": float(purity[chosen]),
@@ -144,3 +169,74 @@ def calibrate_cascade(
     )
     thresholds = CascadeThresholds(organic=round(organic, 6), material_min_confidence=material)
     return thresholds, {"organic_threshold": organic_info, "material_min_confidence": material_info}
+
+
+#: The material grid of the margin rule: THRESHOLD_GRID plus 0.0005 steps above 0.99, where
+#: confident heads put most of their items.
+MARGIN_GRID = np.unique(np.concatenate([THRESHOLD_GRID, np.round(np.arange(0.99, 1.0, 0.0005), 4), [0.9999]]))
+
+
+def material_threshold_with_margin(
+    labels: Sequence[str],
+    outputs: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    base: CascadeThresholds,
+    *,
+    target_purity: float,
+    z: float,
+) -> tuple[float, dict[str, Any]]:
+    """The smallest abstain threshold whose worst recyclable bin's purity bound reaches the target.
+
+    ``outputs`` is (p_organic, material_probs, p_hazard or None); the cascade runs whole (hazard,
+    organic, material) with ``base``'s other thresholds. Without any reaching it, the grid point with
+    the best worst-bin bound, and the info says so.
+    """
+    p_organic, material_probs, p_hazard = outputs
+    rows = []
+    for t in MARGIN_GRID:
+        thresholds = base.model_copy(update={"material_min_confidence": float(t)})
+        decisions = decide_batch(p_organic, material_probs, thresholds, p_hazard)
+        bins = [d.bin for d in decisions]
+        rows.append((float(t), worst_purity_bound(labels, bins, z), decisions))
+    reaching = [r for r in rows if r[1] >= target_purity]
+    chosen = reaching[0] if reaching else max(rows, key=lambda r: (r[1], -r[0]))
+    metrics = compute_metrics(labels, p_organic, material_probs, chosen[2])
+    return chosen[0], {
+        "method": f"smallest threshold whose worst bin's Wilson lower bound (z {z}) reaches the target",
+        "target_purity": target_purity,
+        "target_reached": bool(reaching),
+        "worst_recyclable_bin_purity_bound": chosen[1],
+        "worst_recyclable_bin_purity": worst_purity(metrics),
+        "sortable_residual_fraction": metrics["sortable_residual_fraction"],
+    }
+
+
+def calibrate_with_margin(
+    labels: Sequence[str],
+    outputs: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    *,
+    target_purity: float,
+    hazard_target_purity: float,
+    z: float,
+) -> tuple[CascadeThresholds, dict[str, Any]]:
+    """All three thresholds by the margin rule: hazard, then organic, then the abstain threshold.
+
+    Meant for a large calibration set (out-of-fold predictions, ``trainer.fit.cross_fit``): the
+    bounds are tight only with hundreds of items per bin.
+    """
+    p_organic, _, p_hazard = outputs
+    info: dict[str, Any] = {}
+    hazard = CascadeThresholds().hazard
+    if p_hazard is not None:
+        is_hazard = np.array([is_hazard_label(label) for label in labels])
+        hazard, info["hazard_threshold"] = organic_threshold_for_purity(
+            p_hazard, is_hazard, target_purity=hazard_target_purity, z=z
+        )
+    is_organic = np.array([label == "organic" for label in labels])
+    organic, info["organic_threshold"] = organic_threshold_for_purity(
+        p_organic, is_organic, target_purity=target_purity, z=z
+    )
+    base = CascadeThresholds(organic=round(organic, 6), hazard=round(hazard, 6))
+    material, info["material_min_confidence"] = material_threshold_with_margin(
+        labels, outputs, base, target_purity=target_purity, z=z
+    )
+    return base.model_copy(update={"material_min_confidence": material}), info

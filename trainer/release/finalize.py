@@ -9,6 +9,7 @@ never the PyTorch module.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from torch import nn
 
 from sortline.cascade import CascadeThresholds
-from sortline.manifest import InputSpec, ModelManifest, TrainingRecord, sha256_of, write_manifest
+from sortline.manifest import InputSpec, ModelManifest, OutputSpec, TrainingRecord, sha256_of, write_manifest
 from sortline_runtime.model import CascadeModel
 from trainer.data import dataset
 from trainer.data.splits import Splits
@@ -45,6 +46,20 @@ class ModelIdentity:
     validation_note: str = VALIDATION_NOTE
 
 
+@dataclass(frozen=True)
+class PreparedRelease:
+    """A release whose ONNX file and thresholds come from elsewhere (a served backbone with new heads).
+
+    ``export`` writes model.onnx into the given path and returns its parity figures; ``thresholds``
+    were chosen before (out of fold) with ``calibration`` saying how.
+    """
+
+    export: Callable[[Path], dict[str, Any]]
+    outputs: OutputSpec
+    thresholds: CascadeThresholds
+    calibration: dict[str, Any]
+
+
 def calibrated(
     out: Path, manifest: ModelManifest, calib: list[dataset.Sample], workers: int
 ) -> tuple[CascadeThresholds, dict[str, Any]]:
@@ -57,7 +72,9 @@ def calibrated(
     return thresholds, info
 
 
-def first_manifest(out: Path, identity: ModelIdentity, training: TrainingRecord) -> ModelManifest:
+def first_manifest(
+    out: Path, identity: ModelIdentity, training: TrainingRecord, outputs: OutputSpec | None = None
+) -> ModelManifest:
     """The manifest of the exported model.onnx before calibration: default thresholds, no figures."""
     sha = sha256_of(out / "model.onnx")
     now = datetime.now(UTC)
@@ -66,27 +83,38 @@ def first_manifest(out: Path, identity: ModelIdentity, training: TrainingRecord)
         created_at=now.isoformat(timespec="seconds"),
         architecture=identity.architecture,
         onnx_sha256=sha,
+        outputs=outputs or OutputSpec(),
         thresholds=CascadeThresholds(),
         training=training,
     )
 
 
 def finalize(
-    net: nn.Module,
+    net: nn.Module | None,
     out: Path,
     splits: Splits,
     identity: ModelIdentity,
     training: TrainingRecord,
     options: ReleaseOptions,
     train_seconds: float,
+    prepared: PreparedRelease | None = None,
 ) -> ModelManifest:
-    """Write ``out``: model.onnx (+ int8 and fp16 variants), manifest.json with all figures."""
+    """Write ``out``: model.onnx (+ int8 and fp16 variants), manifest.json with all figures.
+
+    ``net`` is exported and calibrated on the calibration subset, unless ``prepared`` brings its own
+    export and thresholds (``net`` is then unused and may be None).
+    """
     out.mkdir(parents=True, exist_ok=True)
-    net = net.cpu().eval()
-    parity = export_served(net, out / "model.onnx", splits.val, InputSpec())
+    if prepared is None:
+        parity = export_served(net.cpu().eval(), out / "model.onnx", splits.val, InputSpec())
+    else:
+        parity = prepared.export(out / "model.onnx")
     training = training.model_copy(update={"onnx_parity": parity})
-    manifest = first_manifest(out, identity, training)
-    thresholds, calibration = calibrated(out, manifest, splits.calib, options.workers)
+    manifest = first_manifest(out, identity, training, prepared.outputs if prepared else None)
+    if prepared is None:
+        thresholds, calibration = calibrated(out, manifest, splits.calib, options.workers)
+    else:
+        thresholds, calibration = prepared.thresholds, prepared.calibration
     manifest = manifest.model_copy(update={"thresholds": thresholds})
     write_manifest(out, manifest)
     fp32_val = score(CascadeModel.load(out), splits.val, workers=options.workers)
