@@ -23,6 +23,8 @@ TARGETS = {
     "stage1_accuracy": 0.99,
     "bin_purity": 0.97,
     "residual_fraction": 0.10,
+    "hazard_recall": 0.95,
+    "hazard_purity": 0.95,
 }
 MISTAKES = 16
 

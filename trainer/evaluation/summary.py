@@ -18,7 +18,9 @@ def _check(ok: bool) -> str:
 def _targets(report: dict[str, Any]) -> list[str]:
     t = report["targets"]
     purities = [
-        f["purity"] for name, f in report["per_bin"].items() if name != "residual" and f["purity"] is not None
+        f["purity"]
+        for name, f in report["per_bin"].items()
+        if name not in ("residual", "hazard") and f["purity"] is not None
     ]
     worst = min(purities) if purities else None
     residual = report["residual_fraction"] or 0.0
@@ -37,6 +39,20 @@ def _targets(report: dict[str, Any]) -> list[str]:
         f"{_check(residual <= t['residual_fraction'])} |",
         f"| sortable items sent to residual (trash excluded) | <= {_pct(t['residual_fraction'])} | "
         f"{_pct(sortable)} | {_check(sortable <= t['residual_fraction'])} |",
+        *_hazard_targets(report),
+    ]
+
+
+def _hazard_targets(report: dict[str, Any]) -> list[str]:
+    """Battery recall and hazard-bin purity, where the data has batteries (the hazard bin's own target)."""
+    t, recall, purity = report["targets"], report.get("hazard_recall"), report.get("hazard_purity")
+    if recall is None or "hazard_recall" not in t:
+        return []
+    return [
+        f"| batteries caught (hazard recall) | >= {_pct(t['hazard_recall'])} | {_pct(recall)} | "
+        f"{_check(recall >= t['hazard_recall'])} |",
+        f"| hazard bin purity | >= {_pct(t['hazard_purity'])} | {_pct(purity)} | "
+        f"{_check((purity or 0) >= t['hazard_purity'])} |",
     ]
 
 

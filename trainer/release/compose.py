@@ -78,10 +78,21 @@ def compose(backbone_path: Path, heads: Heads, out_path: Path) -> HeadsGraph:
     # inner names, keep their input (joined to the features) and their outputs (the contract's names).
     head_model = onnx.compose.add_prefix(head_model, "heads", rename_inputs=False, rename_outputs=False)
     joined = onnx.compose.merge_models(backbone, head_model, io_map=[(FEATURES_TENSOR, HEADS_INPUT)])
+    _one_opset_per_domain(joined)
     onnx.checker.check_model(joined)
     onnx.save(joined, str(out_path))
     log.info("joined %s and %d heads into %s", backbone_path.name, len(names), out_path)
     return graph
+
+
+def _one_opset_per_domain(model: onnx.ModelProto) -> None:
+    """merge_models lists the default domain once per input graph; ONNX Runtime's quantizer wants one."""
+    seen: dict[str, int] = {}
+    for entry in model.opset_import:
+        domain = "" if entry.domain in ("", "ai.onnx") else entry.domain
+        seen[domain] = max(seen.get(domain, 0), entry.version)
+    del model.opset_import[:]
+    model.opset_import.extend(onnx.helper.make_opsetid(domain, version) for domain, version in seen.items())
 
 
 def parity(
