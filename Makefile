@@ -16,7 +16,8 @@ help:
 	@echo "make test       - install, then run lint and the whole test suite (needs RabbitMQ)"
 	@echo "make lint       - ruff check and ruff format --check"
 	@echo "make bench      - measure the worker (python -m bench --help)"
-	@echo "make train      - retrain the default model from ../shared/datasets (fine-tuning, ~50 min on 2 cores)"
+	@echo "make train      - retrain the default model's heads on its fine-tuned backbone (~10 min on 2 cores)"
+	@echo "make finetune   - fine-tune a new backbone from the pretrained weights (~50 min on 2 cores)"
 	@echo "make evaluate   - score models/default on the validation split of ../shared/datasets"
 	@echo "make dist       - build dist/sortline-*.whl, the default model inside, for boxes without a checkout"
 	@echo "make wheelhouse - dist, plus every dependency's wheel in dist/, for boxes without a package index"
@@ -68,7 +69,7 @@ finetune: $(ALL_STAMP)
 	$(BIN)/trainer train --mode finetune --data ../shared/datasets/trashnet ../shared/datasets/garbage12 --out models/default
 
 evaluate: $(ALL_STAMP)
-	$(BIN)/trainer evaluate --model models/default --data ../shared/datasets/trashnet ../shared/datasets/garbage12 --split val
+	$(BIN)/trainer evaluate --model models/default --data ../shared/datasets/trashnet ../shared/datasets/garbage12 ../shared/datasets/garbage12-extra --split val
 
 # The wheel an edge box installs from (docs/operations.md, "An edge box without containers"), with
 # the default model for workers. Built from this tree with the virtualenv's setuptools, so it needs
