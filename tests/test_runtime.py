@@ -14,15 +14,29 @@ from sortline.manifest import InputSpec, ModelIntegrityError, load_manifest, sha
 from sortline_runtime.imaging import resize_for_model, shrinks, to_model_input
 from sortline_runtime.model import decide_batch
 from sortline_runtime.sessions import open_session
-from tests.conftest import DEFAULT_MODEL
+
+#: How the first models' manifests were written: no interpolation or pixel_scale, no hazard output.
+OLD_MANIFEST = {
+    "schema_version": 1, "version": "lite0-ft-20261124-bed2a8a7", "created_at": "2026-11-24T23:57:59+00:00",
+    "architecture": "efficientnet_lite0 (fine-tuned) + 2 heads", "onnx_file": "model.onnx",
+    "input": {"name": "image", "size": 224, "color": "RGB", "layout": "NCHW", "resize": "squash",
+              "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+    "outputs": {"p_organic": "p_organic", "material_probs": "material_probs"},
+    "materials": ["cardboard", "glass", "metal", "paper", "plastic", "trash"],
+    "thresholds": {"organic": 0.194516, "material_min_confidence": 0.9995},
+}  # fmt: skip
 
 
-def test_a_manifest_without_the_newer_input_fields_loads_with_todays_behaviour() -> None:
-    recorded = json.loads((DEFAULT_MODEL / "manifest.json").read_text())["input"]
-    assert "interpolation" not in recorded and "pixel_scale" not in recorded  # written before them
-    spec = load_manifest(DEFAULT_MODEL, verify=False).input
-    assert spec.interpolation == "area-when-shrinking"
-    assert spec.pixel_scale == 255.0
+def test_a_manifest_without_the_newer_fields_loads_with_todays_behaviour(tmp_path: Path) -> None:
+    (tmp_path / "model.onnx").write_bytes(b"not read")
+    (tmp_path / "manifest.json").write_text(
+        json.dumps(OLD_MANIFEST | {"onnx_sha256": sha256_of(tmp_path / "model.onnx")})
+    )
+    manifest = load_manifest(tmp_path, verify=True)
+    assert manifest.input.interpolation == "area-when-shrinking"
+    assert manifest.input.pixel_scale == 255.0
+    assert manifest.outputs.p_hazard is None  # served without a hazard check
+    assert manifest.thresholds.material_min_confidence == 0.9995
 
 
 @pytest.mark.parametrize(
