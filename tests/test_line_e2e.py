@@ -14,7 +14,9 @@ import pytest
 from sortline.messages import DecisionMessage
 from sortline_dev.processes import AgentProcess, WorkerProcess
 from sortline_dev.taps import decisions_tap
-from tests.conftest import DEFAULT_MODEL
+from tests.conftest import DEFAULT_MODEL, REPO
+
+HAZARD_SAMPLES = REPO / "samples" / "hazard"
 
 pytestmark = pytest.mark.broker
 
@@ -111,3 +113,25 @@ def test_worker_refuses_a_tampered_model_with_exit_2(tmp_path):
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2 and "sha256" in result.stderr
+
+
+def test_batteries_go_through_the_line_to_the_hazard_bin_and_are_counted(amqp_url, line_id, tmp_path):
+    replay = shutil.copytree(HAZARD_SAMPLES, tmp_path / "replay", ignore=shutil.ignore_patterns("*.md"))
+    count = len(list(replay.rglob("*.jpg")))
+    agent = AgentProcess(amqp_url, line_id, replay, "--fps", "0")
+    with decisions_tap(amqp_url, line_id) as decisions, WorkerProcess(amqp_url, line_id) as worker:
+        worker.wait_ready(timeout=60)
+        with agent:
+            assert agent.wait(timeout=120) == 0, agent.output()
+        decisions.collect(count, timeout=120)
+        received = decisions.settle(quiet=1.0)
+        metrics = worker.metrics()
+    messages = [DecisionMessage.from_json(m.body) for m in received]
+    hazards = [m for m in messages if m.bin == "hazard"]
+    assert len(messages) == count
+    assert all(m.p_hazard is not None for m in messages)  # the committed model has a hazard output
+    assert len(hazards) >= count - 1, [(m.source, m.bin, m.p_hazard) for m in messages]
+    assert {m.bin for m in messages} <= {"hazard", "residual"}  # never a recyclable or organic bin
+    for raw, message in zip(received, messages, strict=True):
+        assert raw.routing_key == f"decisions.{line_id}.{message.bin}"
+    assert metrics.total("sortline_hazard_items_total", line=line_id) == len(hazards)
