@@ -25,8 +25,9 @@ from trainer.release.finalize import PreparedRelease
 log = logging.getLogger(__name__)
 
 
-def prepare(run: Any, splits: Splits) -> tuple[PreparedRelease, TrainingRecord]:
-    """Heads, thresholds and the joining export for ``run`` (a ``TrainRun`` with ``backbone_from``)."""
+def prepare(run: Any, splits: Splits, common: dict[str, Any]) -> tuple[PreparedRelease, TrainingRecord]:
+    """Heads, thresholds and the joining export for ``run`` (a ``TrainRun`` with ``backbone_from``);
+    ``common`` is what every training record holds (``trainer.pipelines.train.common_record``)."""
     cache = run.cache_dir or frozen_features.DEFAULT_CACHE_DIR
     backbone_path, _ = cut_backbone(run.backbone_from, cache)
     features = frozen_features.extract(
@@ -52,15 +53,15 @@ def prepare(run: Any, splits: Splits) -> tuple[PreparedRelease, TrainingRecord]:
         return compose.parity(backbone_path, graph, path, splits.val)
 
     prepared = PreparedRelease(export, compose.output_spec(trained), thresholds, calibration)
-    return prepared, _record(run, splits, features, margin)
+    return prepared, _record(run, common, features, margin)
 
 
-def _record(run: Any, splits: Splits, features: frozen_features.FeatureSet, margin: Any) -> TrainingRecord:
+def _record(
+    run: Any, common: dict[str, Any], features: frozen_features.FeatureSet, margin: Any
+) -> TrainingRecord:
     """Where the model came from: its backbone's model directory, the heads, the calibration rule."""
-    from trainer.pipelines.train import common_record
-
     return TrainingRecord(
-        **common_record(run, splits),
+        **common,
         seed=run.heads.seed,
         skipped_undecodable=len(features.skipped),
         heads=asdict(run.heads),

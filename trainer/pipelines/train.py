@@ -203,7 +203,7 @@ def run(run: TrainRun) -> ModelManifest | None:
     if run.mode == "heads" and run.backbone_from is not None:
         from trainer.pipelines import served_heads
 
-        prepared, record = served_heads.prepare(run, splits)
+        prepared, record = served_heads.prepare(run, splits, common_record(run, splits))
         return finalize(None, run.out, splits, FINETUNE_IDENTITY_SERVED, record, run.release,
                         time.monotonic() - started, prepared)  # fmt: skip
     if run.mode == "heads":
