@@ -12,7 +12,9 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from sortline.http_handler import QuietHandler
 
 log = logging.getLogger(__name__)
 
@@ -83,27 +85,19 @@ class LiveServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         live = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 if self.path == "/":
-                    self._send(200, "text/html; charset=utf-8", live._page)
+                    self.send_body(200, "text/html; charset=utf-8", live._page)
                 elif self.path == "/items.json":
-                    self._send(200, "application/json", json.dumps(live._state()).encode())
+                    self.send_body(200, "application/json", json.dumps(live._state()).encode())
                 elif self.path == "/stream.mjpg":
                     self._stream()
                 else:
-                    self._send(404, "text/plain", b"not found")
-
-            def _send(self, status: int, content_type: str, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
+                    self.send_body(404, "text/plain", b"not found")
 
             def _stream(self) -> None:
                 self.send_response(200)
@@ -119,8 +113,5 @@ class LiveServer:
                         self.wfile.write(head + frame + b"\r\n")
                 except OSError:
                     pass  # the viewer went away
-
-            def log_message(self, *_args: object) -> None:
-                pass
 
         return Handler

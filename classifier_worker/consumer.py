@@ -177,10 +177,10 @@ class FrameConsumer:
                 channel.basic_consume(events, self._on_model_event, auto_ack=True)
             self._consumer_tag = channel.basic_consume(queue, self._on_message)
         self._channel = channel
-        self.ready.set()
-        log.info("consuming %s on %s", queue, redact_url(self._url))
         if self.on_connected is not None:
             self.on_connected()
+        self.ready.set()
+        log.info("consuming %s on %s", queue, redact_url(self._url))
 
     def _enable_confirms(self, channel: BlockingChannel) -> None:
         """Confirm mode on the underlying asynchronous channel, so publishes need not wait one by one."""

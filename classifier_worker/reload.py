@@ -61,8 +61,22 @@ class ModelReloader:
         self._executor.submit(self.reload, event)
 
     def on_connected(self) -> None:
-        """From the pika thread, after every (re)connection: serve what the directory holds now."""
-        self._executor.submit(self.reload, None)
+        """From the pika thread, after every (re)connection: serve what the directory holds now.
+
+        The look itself (one manifest read) happens here, before the consumer reports itself ready,
+        so a promotion installed after that moment is always one this worker hears of; only a load
+        goes to the background.
+        """
+        if not self._directory_holds_what_is_served():
+            self._executor.submit(self.reload, None)
+
+    def _directory_holds_what_is_served(self) -> bool:
+        """True when the directory's manifest names the served file; False if it differs or is unreadable."""
+        try:
+            on_disk = load_manifest(resolve_model_dir(self.model_dir), verify=False)
+        except Exception:  # the background reload logs and counts what is wrong with the directory
+            return False
+        return on_disk.onnx_sha256 == self.processor.model.manifest.onnx_sha256
 
     def reload(self, event: ModelPromoted | None) -> str:
         """``ok`` (swapped in), ``unchanged`` (nothing new on disk) or ``failed`` (old model kept)."""

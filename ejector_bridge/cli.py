@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from ejector_bridge.consumer import BrokerRefused, DecisionConsumer
 from ejector_bridge.metrics import BridgeMetrics
-from ejector_bridge.outputs import CsvSchedule, ModbusCoils
+from ejector_bridge.outputs import CsvSchedule, ModbusCoils, OpcUaNodes
 from ejector_bridge.planning import Pulse, Result
 from ejector_bridge.scheduler import CoilOutput, PulseScheduler
 from ejector_bridge.settings import BridgeSettings
@@ -72,9 +72,14 @@ def open_output(settings: BridgeSettings) -> CoilOutput:
     if settings.output == "dry-run":
         log.info("dry run: writing the schedule to %s", settings.dry_run_csv)
         return CsvSchedule(settings.dry_run_csv)
-    coils = ModbusCoils(
-        settings.modbus_host, settings.modbus_port, settings.modbus_device_id, settings.modbus_timeout_s
-    )
+    if settings.output == "opcua":
+        coils: ModbusCoils | OpcUaNodes = OpcUaNodes(
+            settings.opcua_url, settings.opcua_node, settings.opcua_namespace_uri, settings.opcua_timeout_s
+        )
+    else:
+        coils = ModbusCoils(
+            settings.modbus_host, settings.modbus_port, settings.modbus_device_id, settings.modbus_timeout_s
+        )
     if not coils.connect():  # not fatal: the PLC may come up after us; each write tries again
         log.warning("PLC at %s not reachable yet; every write will try again", coils.target)
     return coils

@@ -1,4 +1,5 @@
-"""Where pulses go: coils of a PLC over Modbus/TCP, or a CSV schedule for a dry run."""
+"""Where pulses go: coils of a PLC over Modbus/TCP, boolean nodes over OPC UA, or a CSV schedule for a
+dry run."""
 
 from __future__ import annotations
 
@@ -44,6 +45,65 @@ class ModbusCoils:
 
     def close(self) -> None:
         self._client.close()
+
+
+class OpcUaNodes:
+    """One boolean node per valve on an OPC UA server (asyncua's synchronous client).
+
+    ``node`` names a valve's node with ``{coil}`` (its address, as for Modbus) and optionally ``{ns}``,
+    the index of ``namespace_uri`` on this server: indices may change when a PLC program is
+    reloaded, its namespace's URI does not.
+    """
+
+    def __init__(self, url: str, node: str, namespace_uri: str | None, timeout_s: float) -> None:
+        self._url, self._timeout_s = url, timeout_s
+        self._template, self._namespace_uri = node, namespace_uri
+        self._client = None  # a new one per connection: a closed synchronous client cannot reopen
+        self._nodes: dict[int, object] = {}
+        self.target = url.split("@")[-1]  # never the credentials a URL may carry
+        if not log.isEnabledFor(logging.DEBUG):  # its notes on every reconnect; ours say what failed
+            logging.getLogger("asyncua").setLevel(logging.ERROR)
+
+    def connect(self) -> bool:
+        from asyncua.sync import Client  # only bridges that drive an OPC UA server need asyncua
+
+        self._client, self._nodes = Client(self._url, timeout=self._timeout_s), {}
+        try:
+            self._client.connect()
+            uri = self._namespace_uri
+            self._namespace = self._client.get_namespace_index(uri) if uri else 0
+        except Exception as error:  # asyncua raises OSError, TimeoutError, UaError and ValueError here
+            log.debug("OPC UA server at %s: %s", self.target, error)
+            self.close()
+            return False
+        return True
+
+    def write(self, coil: int, on: bool, pulse: Pulse | None) -> None:
+        from asyncua import ua
+
+        if self._client is None and not self.connect():
+            raise OutputError(f"cannot reach the OPC UA server at {self.target}")
+        try:
+            self._node(coil).write_value(ua.DataValue(ua.Variant(on, ua.VariantType.Boolean)))
+        except Exception as error:  # a refused write (bad node, no access) or a lost connection
+            if not isinstance(error, ua.UaStatusCodeError):
+                self.close()  # reconnect on the next write
+            raise OutputError(f"valve {coil} on {self.target}: {type(error).__name__}: {error}") from None
+
+    def _node(self, coil: int):
+        if coil not in self._nodes:
+            self._nodes[coil] = self._client.get_node(self._template.format(coil=coil, ns=self._namespace))
+        return self._nodes[coil]
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.disconnect()
+        except Exception:  # never connected, or already gone: its thread is stopped all the same
+            client.tloop.stop()
+            log.debug("OPC UA disconnect from %s", self.target, exc_info=True)
 
 
 class CsvSchedule:

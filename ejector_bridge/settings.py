@@ -21,9 +21,10 @@ class BridgeSettings(SortlineSettings):
     """
 
     line_id: Identifier = Field("line-1", description="Line whose decisions this bridge acts on.")
-    output: Literal["modbus", "dry-run"] = Field(
+    output: Literal["modbus", "opcua", "dry-run"] = Field(
         "modbus",
-        description="modbus: coils of a PLC over Modbus/TCP; dry-run: the schedule to --dry-run-csv.",
+        description="modbus: coils of a PLC over Modbus/TCP; opcua: boolean nodes on an OPC UA server;"
+        " dry-run: the schedule to --dry-run-csv.",
     )
     dry_run_csv: Path = Field(
         Path("ejections.csv"), description="Where --output dry-run writes the schedule."
@@ -34,6 +35,28 @@ class BridgeSettings(SortlineSettings):
         1, ge=0, le=255, description="Modbus device (unit) id of the valve outputs."
     )
     modbus_timeout_s: float = Field(0.5, gt=0.0, le=10.0, description="A write not answered by then fails.")
+    opcua_url: str = Field(
+        "opc.tcp://127.0.0.1:4840/",
+        pattern=r"^opc\.tcp://\S+$",
+        max_length=2048,
+        description="--output opcua: the PLC's OPC UA endpoint (opc.tcp://[user:password@]host:port/path).",
+    )
+    opcua_node: str = Field(
+        "ns={ns};s=Valve{coil}",
+        pattern=r"\{coil\}",
+        max_length=512,
+        description="--output opcua: a valve's boolean node id; {coil} is its address (--first-coil +"
+        " valve), {ns} the index of --opcua-namespace-uri.",
+    )
+    opcua_namespace_uri: str | None = Field(
+        None,
+        min_length=1,
+        max_length=512,
+        description="--output opcua: the namespace URI that {ns} stands for, looked up on each connect.",
+    )
+    opcua_timeout_s: float = Field(
+        0.5, gt=0.0, le=10.0, description="An OPC UA request not answered by then fails."
+    )
     geometry: Path | None = Field(
         None, description="Geometry file (.toml or .json); overrides the bar flags."
     )
@@ -69,6 +92,15 @@ class BridgeSettings(SortlineSettings):
     @model_validator(mode="after")
     def _geometry_loads(self) -> BridgeSettings:
         self.resolved_geometry()  # a bad file or bar is a clear error at start, not at the first item
+        return self
+
+    @model_validator(mode="after")
+    def _opcua_namespace_named(self) -> BridgeSettings:
+        if self.output == "opcua" and "{ns}" in self.opcua_node and self.opcua_namespace_uri is None:
+            raise ValueError(
+                f"--opcua-node {self.opcua_node!r} uses {{ns}}: give --opcua-namespace-uri (the PLC"
+                " program's namespace), or write the index into --opcua-node (e.g. ns=2;s=Valve{coil})"
+            )
         return self
 
     def resolved_geometry(self) -> EjectorGeometry:

@@ -163,6 +163,8 @@ def default_text(default: Any) -> str | None:
         return str(default.value)
     if isinstance(default, list | tuple):
         return ",".join(str(item) for item in default) if default else "none"
+    if isinstance(default, dict):
+        return ",".join(f"{key}={value}" for key, value in default.items()) if default else "none"
     return str(default)
 
 

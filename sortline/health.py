@@ -26,10 +26,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 from sortline.build_info import register_build_info
+from sortline.http_handler import QuietHandler
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -107,30 +108,20 @@ class _HealthCollector:
         yield family
 
 
-def _handler(registry: CollectorRegistry, health: Health) -> type[BaseHTTPRequestHandler]:
+def _handler(registry: CollectorRegistry, health: Health) -> type[QuietHandler]:
     from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                self._answer(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+                self.send_body(200, CONTENT_TYPE_LATEST, generate_latest(registry))
             elif path in ("/healthz", "/readyz"):
                 problems = health.failing(readiness=path == "/readyz")
                 text = "\n".join(problems) if problems else "ok"
-                self._answer(503 if problems else 200, f"{text}\n".encode(), "text/plain; charset=utf-8")
+                self.send_body(503 if problems else 200, "text/plain; charset=utf-8", f"{text}\n".encode())
             else:
-                self._answer(404, b"not found: /metrics, /healthz, /readyz\n", "text/plain")
-
-        def _answer(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:  # probes every few seconds: not worth a log line
-            pass
+                self.send_body(404, "text/plain", b"not found: /metrics, /healthz, /readyz\n")
 
     return Handler
 

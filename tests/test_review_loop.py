@@ -61,6 +61,10 @@ def registry_with(tmp_path: Path, current_seed: int, candidate_seed: int | None)
     return registry.root
 
 
+def shadow_looked_at(metrics) -> float:
+    return metrics.total("sortline_shadow_decisions_total") + metrics.total("sortline_shadow_skipped_total")
+
+
 def test_a_shadow_candidate_is_compared_never_decides_and_its_disagreements_go_to_review(
     amqp_url, line_id, tmp_path
 ):
@@ -77,14 +81,16 @@ def test_a_shadow_candidate_is_compared_never_decides_and_its_disagreements_go_t
         publish_frames(amqp_url, line_id, frames)
         decided.collect(40, timeout=30)
         deadline = time.monotonic() + 30
-        while worker.metrics().total("sortline_shadow_decisions_total") < 40 and time.monotonic() < deadline:
+        while shadow_looked_at(worker.metrics()) < 40 and time.monotonic() < deadline:
             time.sleep(0.2)
         metrics = worker.metrics()
     assert {r.decision().model_version for r in decided.received} == {"tiny-current"}
     compared = metrics.total("sortline_shadow_decisions_total")
     agreed = sum(s.value for s in metrics.samples if s.name == "sortline_shadow_decisions_total"
                  and s.labels["current_bin"] == s.labels["candidate_bin"])  # fmt: skip
-    assert compared == 40 and 0 < agreed < 40  # other weights: some answers differ
+    # Each frame is compared or, on a busy machine, skipped for lack of time (its budget): none lost.
+    assert shadow_looked_at(metrics) == 40 and compared >= 20
+    assert 0 < agreed < compared  # other weights: some answers differ
     disagreements = take_review(amqp_url, line_id, int(compared - agreed))
     assert len(disagreements) == compared - agreed
     for headers in disagreements:

@@ -90,3 +90,65 @@ def test_worst_mistakes_put_wrong_ejections_first(tmp_path: Path) -> None:
     first = [scored.decisions[i].confidence for i in picked[:3]]
     assert first == sorted(first, reverse=True)  # the most confident first
     assert worst_mistakes(scored, count=2) == picked[:2]
+
+
+def _report(tmp_path: Path, min_bin_items: int, manifest: ModelManifest | None = None) -> tuple[dict, str]:
+    """report.json and summary.md of the fixture's 40 images (five or so per bin)."""
+    scored = scored_set(tmp_path / "data")
+    labels = [s.label for s in scored.samples]
+    metrics = {
+        "model_version": "test",
+        "split": "all",
+        "thresholds": {"organic": 0.5, "material_min_confidence": 0.5},
+        **compute_metrics(labels, scored.p_organic, scored.material_probs, scored.decisions),
+    }
+    manifest = manifest or ModelManifest(
+        version="test", created_at="2026-01-01T00:00:00+00:00", architecture="test", onnx_sha256="0" * 64
+    )
+    out = tmp_path / f"report-{min_bin_items}"
+    write_report(out, scored, metrics, manifest, min_bin_items=min_bin_items)
+    return json.loads((out / "report.json").read_text()), (out / "summary.md").read_text()
+
+
+def purity_row(summary: str) -> str:
+    return next(line for line in summary.splitlines() if line.startswith("| worst bin purity |"))
+
+
+def test_a_purity_from_fewer_items_than_the_minimum_is_shown_but_not_judged(tmp_path: Path) -> None:
+    report, summary = _report(tmp_path, min_bin_items=20)
+    worst = min(
+        (f for name, f in report["per_bin"].items() if name != "residual" and f["purity"] is not None),
+        key=lambda f: f["purity"],
+    )
+    assert worst["purity"] < 0.97 and worst["predicted"] < 20  # a verdict would say "not met"
+    assert report["min_bin_items"] == 20
+    assert purity_row(summary) == (
+        "| worst bin purity | >= 97.0% | not measurable: no sorted bin holds 20 items | no verdict |"
+    )
+    assert f"(of {worst['predicted']}, too few to judge)" in summary
+    assert "Bins with fewer than 20 items, shown but not judged: " in summary
+    _, judged = _report(tmp_path, min_bin_items=1)
+    assert purity_row(judged).endswith("| **not met** |")  # the same figures, judged once they may be
+
+
+def test_figures_copied_from_the_manifest_are_labelled_as_training_time(tmp_path: Path) -> None:
+    int8 = {
+        "validation": {"material_accuracy": 0.94},
+        "accuracy_delta": 0.001,
+        "vs_fp32": {"bin_agreement": 0.98},
+        "kept": True,
+        "speed_img_per_s": {"int8_b16": 226.6},
+    }
+    manifest = ModelManifest(
+        version="test",
+        created_at="2026-01-01T00:00:00+00:00",
+        architecture="test",
+        onnx_sha256="0" * 64,
+        validation={"int8": int8},
+    )
+    report, summary = _report(tmp_path, min_bin_items=20, manifest=manifest)
+    assert report["from_manifest"]["variants"] == {"int8": int8}
+    assert "not measured in this run" in report["from_manifest"]["source"]
+    assert "## int8 variant (for CPU workers), as recorded at training time" in summary
+    assert "From manifest.json, measured when the model was trained" in summary
+    assert "not in this run" in summary and "Speed on the training machine" in summary

@@ -8,9 +8,9 @@ changed there is the default of the flag too. Kept free of torch so ``--help`` a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 from pydantic_settings import CliVariadicArg
 
 from sortline.labels import DATA_LABELS
@@ -22,6 +22,9 @@ from trainer.release.options import ReleaseOptions
 
 FT, HEADS, QAT, RELEASE, MARGIN = FinetuneConfig, HeadConfig, QatConfig, ReleaseOptions, MarginConfig
 MAX_SEED = 2**32 - 1
+
+#: A label folder's name as --map and --ignore take it: no path separator, no '=' or ','.
+FolderName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/\\=,]+$")]
 
 
 class DataCommand(CliSettings):
@@ -206,17 +209,51 @@ class EvaluateSettings(DataCommand):
         description="Also write report.json, PNG plots (confusion matrices, stage-1 ROC/PR, purity vs "
         "recovery, worst mistakes) and summary.md into this folder.",
     )
-    variant: str | None = Field(
-        None,
+    variant: str = Field(
+        "auto",
         pattern=r"^[a-z0-9_-]{1,32}$",
-        description="Evaluate a variant listed in the manifest (e.g. int8).",
+        description="Model file to score: auto (the one a CPU worker serves: int8 when the manifest keeps "
+        "it within 0.5 point, else the fp32 file), main (the fp32 file), or a variant listed in the manifest "
+        "(e.g. fp16, the GPU workers' file). The report names the file it scored.",
     )
+    map: dict[FolderName, str] = Field(
+        {},
+        max_length=64,
+        json_schema_extra={"metavar": "FOLDER=LABEL"},
+        description="Score the images of a label folder under another name, e.g. --map biological=organic "
+        f"(several: repeat the flag). LABEL is one of {', '.join(DATA_LABELS)}.",
+    )
+    ignore: list[FolderName] = Field(
+        [],
+        max_length=64,
+        json_schema_extra={"metavar": "FOLDER"},
+        description="Label folders to leave out, e.g. --ignore widgets (several: repeat the flag). Any other "
+        "folder whose name is not a label is an error, so no image is dropped unnoticed.",
+    )
+    min_bin_items: int = Field(
+        20,
+        ge=1,
+        le=100_000,
+        description="A bin's purity is judged against the target only when the bin holds this many items; "
+        "below that the report shows the figure and its count, without a verdict.",
+    )
+
     loso: bool = Field(
         False,
         description="Also leave one source out: for each data folder with recyclables, heads on the frozen "
         "pretrained backbone trained on the other folders (all their images) score all of it "
         "(trainer/evaluation/loso.py; features cached in .cache/features).",
     )
+
+    @model_validator(mode="after")
+    def _labels_known(self) -> EvaluateSettings:
+        """A mapping onto a name the models do not know, or a folder both mapped and left out, is a typo."""
+        wrong = [f"{folder}={label}" for folder, label in self.map.items() if label not in DATA_LABELS]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: not a label; labels are {', '.join(DATA_LABELS)}")
+        if both := sorted(set(self.map) & set(self.ignore)):
+            raise ValueError(f"{', '.join(both)}: both mapped (--map) and left out (--ignore)")
+        return self
 
 
 class VariantsSettings(DataCommand):

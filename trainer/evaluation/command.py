@@ -11,9 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from sortline.labels import MATERIALS
+from sortline.manifest import load_manifest
 from sortline_runtime.model import CascadeModel
-from trainer.data import dataset
 from trainer.data.splits import DEFAULT_VAL_FRACTION, recorded_fraction
+from trainer.evaluation import inputs
 from trainer.evaluation.metrics import compute_metrics
 from trainer.evaluation.scoring import ScoredSet, score
 from trainer.settings import EvaluateSettings
@@ -25,7 +26,10 @@ def _fmt(value: float | None) -> str:
 
 def render_table(metrics: dict[str, Any], console: Console) -> None:
     """The figures for people: headline accuracies, then purity and recovery per bin."""
-    console.print(f"model {metrics['model_version']}, split {metrics['split']}, {metrics['n_images']} images")
+    console.print(
+        f"model {metrics['model_version']}, file {metrics['scored_file']} ({metrics['variant']}), "
+        f"split {metrics['split']}, {metrics['n_images']} images"
+    )
     for name in (
         "stage1_accuracy",
         "material_accuracy",
@@ -67,24 +71,32 @@ def write_predictions(scored: ScoredSet, path: Path) -> None:
             handle.write(json.dumps(row) + "\n")
 
 
-def load_model(model_dir: Path, variant: str | None) -> CascadeModel:
-    """The served model, or one of its variants (e.g. int8), each verified by its sha256."""
-    return CascadeModel.load(model_dir, variant=variant or "main")
+def load_model(model_dir: Path, variant: str) -> CascadeModel:
+    """The file a worker would serve with ``--variant`` (auto: int8 on CPUs), verified by its sha256."""
+    return CascadeModel.load(model_dir, variant=variant)
 
 
 def evaluate_command(settings: EvaluateSettings) -> int:
-    """Run the model over the chosen split and print the figures (and write a report if asked)."""
-    model = load_model(settings.model, settings.variant)
-    samples = dataset.scan(settings.data)
+    """Run the model over the chosen split and print the figures (and write a report if asked).
+
+    The data is checked first and the model loaded last: a wrong folder costs no model load.
+    """
+    rules = inputs.LabelRules(settings.map, frozenset(settings.ignore))
+    samples = inputs.checked_samples(settings.data, rules)
+    manifest = load_manifest(settings.model, verify=False)  # the split's share only; verified below
     fraction = settings.val_fraction
     if fraction is None:
-        fraction = recorded_fraction(model.manifest, "val_fraction", DEFAULT_VAL_FRACTION)
-    if settings.split == "val":
-        _, samples = dataset.split(samples, fraction)
+        fraction = recorded_fraction(manifest, "val_fraction", DEFAULT_VAL_FRACTION)
+    samples = inputs.chosen_split(samples, settings.split, fraction)
+    model = load_model(settings.model, settings.variant)
     scored = score(model, samples, batch_size=settings.batch_size, workers=settings.workers)
     labels = [s.label for s in scored.samples]
     metrics = {
-        "model_version": model.version,
+        "model_version": model.manifest.version,
+        "scored_file": inputs.scored_file(model),
+        "variant": model.variant or "main",
+        "served_files": inputs.served_files(model.manifest),
+        "label_folders": {"mapped": settings.map, "ignored": settings.ignore},
         "split": settings.split,
         "val_fraction": fraction if settings.split == "val" else None,
         "thresholds": model.manifest.thresholds.model_dump(),
@@ -95,14 +107,14 @@ def evaluate_command(settings: EvaluateSettings) -> int:
         from trainer.evaluation.loso import leave_one_source_out
 
         metrics["leave_one_source_out"] = leave_one_source_out(
-            dataset.scan(settings.data), workers=settings.workers
+            inputs.checked_samples(settings.data, rules), workers=settings.workers
         )
     if settings.predictions:
         write_predictions(scored, settings.predictions)
     if settings.report:
         from trainer.evaluation.report import write_report  # matplotlib only when a report is asked for
 
-        write_report(settings.report, scored, metrics, model.manifest)
+        write_report(settings.report, scored, metrics, model.manifest, min_bin_items=settings.min_bin_items)
     if settings.json_output:
         sys.stdout.write(json.dumps(metrics, indent=2) + "\n")
     else:

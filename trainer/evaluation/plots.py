@@ -65,9 +65,12 @@ def roc_pr_png(curve: dict[str, Any], operating: tuple[float, float, float, floa
 
 
 def purity_recovery_png(
-    sweep: dict[str, Any], organic: dict[str, np.ndarray], chosen: float, path: Path
+    sweep: dict[str, Any], organic: dict[str, np.ndarray] | None, chosen: float, path: Path
 ) -> Path:
-    """Purity vs recovery per bin as the abstain threshold sweeps; dots at the chosen threshold."""
+    """Purity vs recovery per bin as the abstain threshold sweeps; dots at the chosen threshold.
+
+    ``organic`` is None when the data holds no organic items: no stage-1 curve rather than a flat one.
+    """
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     index = int(np.argmin(np.abs(np.asarray(sweep["thresholds"]) - chosen)))
     for k, (name, curve) in enumerate(sweep["bins"].items()):
@@ -76,7 +79,8 @@ def purity_recovery_png(
             ax.plot([r for r, _ in pairs], [p for _, p in pairs], color=f"C{k}", label=name)
         if curve["purity"][index] is not None:
             ax.plot([curve["recovery"][index]], [curve["purity"][index]], "o", color=f"C{k}")
-    ax.plot(organic["recovery"], organic["purity"], color="C5", linestyle=":", label="organic (stage 1)")
+    if organic is not None:
+        ax.plot(organic["recovery"], organic["purity"], color="C5", linestyle=":", label="organic (stage 1)")
     ax.axhline(0.97, color="grey", linestyle="--", linewidth=0.8, label="97% purity")
     ax.set(xlabel="recovery", ylabel="purity", title="purity vs recovery per bin (dots: operating point)")
     ax.set_ylim(0.8, 1.005)

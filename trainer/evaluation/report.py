@@ -50,8 +50,10 @@ def worst_mistakes(scored: ScoredSet, count: int = MISTAKES) -> list[int]:
     return [i for _, _, i in wrong[:count]]
 
 
-def _plots(directory: Path, scored: ScoredSet, thresholds: CascadeThresholds) -> dict[str, str]:
-    """Every PNG of the report; returns {name: file}."""
+def _plots(
+    directory: Path, scored: ScoredSet, thresholds: CascadeThresholds
+) -> tuple[dict[str, str], float | None]:
+    """Every PNG the data can support, as {name: file}, and the stage-1 ROC AUC (None: not measurable)."""
     labels = [s.label for s in scored.samples]
     bins = [d.bin for d in scored.decisions]
     positive = np.array([label == ORGANIC for label in labels])
@@ -83,16 +85,19 @@ def _plots(directory: Path, scored: ScoredSet, thresholds: CascadeThresholds) ->
             directory / "confusion_stage1.png",
         ),
     }
-    curve = curves.roc_pr(scored.p_organic.astype(np.float64), positive)
-    point = stage1_operating_point(curve, scored.p_organic, positive, thresholds.organic)
-    files["stage1_roc_pr"] = plots.roc_pr_png(curve, point, directory / "stage1_roc_pr.png")
+    auc = None
+    if stage1_unmeasurable(labels) is None:
+        curve = curves.roc_pr(scored.p_organic.astype(np.float64), positive)
+        point = stage1_operating_point(curve, scored.p_organic, positive, thresholds.organic)
+        files["stage1_roc_pr"] = plots.roc_pr_png(curve, point, directory / "stage1_roc_pr.png")
+        auc = round(float(curve["auc"]), 6)
     sweep = curves.purity_recovery_sweep(labels, scored.p_organic, scored.material_probs, thresholds.organic)
-    organic = curves.organic_sweep(scored.p_organic, labels)
+    organic = curves.organic_sweep(scored.p_organic, labels) if positive.any() else None
     files["purity_recovery"] = plots.purity_recovery_png(
         sweep, organic, thresholds.material_min_confidence, directory / "purity_recovery.png"
     )
     files["worst_mistakes"] = _mistakes(directory, scored)
-    return {name: path.name for name, path in files.items()} | {"_auc": f"{curve['auc']:.6f}"}
+    return {name: path.name for name, path in files.items()}, auc
 
 
 def _mistakes(directory: Path, scored: ScoredSet) -> Path:
@@ -114,15 +119,30 @@ def _thumb_spec():
 
 
 def write_report(
-    directory: Path, scored: ScoredSet, metrics: dict[str, Any], manifest: ModelManifest
+    directory: Path,
+    scored: ScoredSet,
+    metrics: dict[str, Any],
+    manifest: ModelManifest,
+    *,
+    min_bin_items: int = 20,
 ) -> None:
-    """report.json, the PNGs and summary.md into ``directory``."""
+    """report.json, the PNGs and summary.md into ``directory``.
+
+    A bin's purity from fewer than ``min_bin_items`` items is shown with its count but judged
+    against no target: one wrong item would read as a 0% bin.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    files = _plots(directory, scored, manifest.thresholds)
-    auc = float(files.pop("_auc"))
-    report = {**metrics, "stage1_roc_auc": auc, "plots": files, "targets": TARGETS}
-    measured = manifest.validation
-    report["variants"] = {name: measured[name] for name in ("int8", "fp16") if name in measured}
+    files, auc = _plots(directory, scored, manifest.thresholds)
+    labels = [s.label for s in scored.samples]
+    report = {
+        **metrics,
+        "stage1_roc_auc": auc,
+        "not_measurable": not_measurable(metrics, labels),
+        "min_bin_items": min_bin_items,
+        "plots": files,
+        "targets": TARGETS,
+        "from_manifest": manifest_figures(manifest),
+    }
     (directory / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     from trainer.evaluation.summary import render_summary
 
@@ -133,3 +153,44 @@ def write_report(
         summary += render_markdown(report["leave_one_source_out"])
     (directory / "summary.md").write_text(summary)
     log.info("wrote report to %s", directory)
+
+
+#: Why a figure of ``compute_metrics`` is None, in the report's words.
+MISSING_BECAUSE = {
+    "stage1_accuracy": "no items",
+    "material_accuracy": "no items labelled with a material",
+    "recyclable_material_accuracy": "no items of the five recyclable materials",
+    "bin_accuracy": "no items whose label names a bin",
+    "residual_fraction": "no items",
+    "sortable_residual_fraction": "no items that belong in a sorted bin",
+    "low_confidence_fraction": "no items",
+}
+
+#: How report.json labels the figures it copies from the manifest, apart from this run's.
+MANIFEST_FIGURES = (
+    "copied from manifest.json: measured when the model was trained, on its own validation split and "
+    "on the training machine; not measured in this run"
+)
+
+
+def stage1_unmeasurable(labels: list[str]) -> str | None:
+    """Why these labels give no stage-1 ROC (it needs organic items and others), or None."""
+    organic = sum(label == ORGANIC for label in labels)
+    if organic == 0:
+        return "no organic items"
+    return "no items other than organic" if organic == len(labels) else None
+
+
+def not_measurable(metrics: dict[str, Any], labels: list[str]) -> dict[str, str]:
+    """{figure: reason} for each figure this data cannot give, so no report prints 0 for unknown."""
+    reasons = {name: why for name, why in MISSING_BECAUSE.items() if metrics.get(name) is None}
+    if why := stage1_unmeasurable(labels):
+        reasons["stage1_roc_auc"] = why
+    return reasons
+
+
+def manifest_figures(manifest: ModelManifest) -> dict[str, Any]:
+    """The variants' accuracy and speed recorded in the manifest, under a label that says so."""
+    measured = manifest.validation
+    variants = {name: measured[name] for name in ("int8", "fp16") if name in measured}
+    return {"source": MANIFEST_FIGURES, "variants": variants} if variants else {}

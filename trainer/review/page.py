@@ -13,9 +13,10 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
+from sortline.http_handler import QuietHandler
 from sortline.labels import DATA_LABELS
 from trainer.review.queue import ReviewItem, ReviewQueue
 
@@ -87,33 +88,22 @@ class ReviewPage:
         self.skipped += bool(done and not label)
         return done
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         page = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 if self.path == "/":
-                    self._send(200, "text/html; charset=utf-8", render_page(page.keys).encode())
+                    self.send_body(200, "text/html; charset=utf-8", render_page(page.keys).encode())
                 elif self.path == "/next":
-                    self._send(200, "application/json", json.dumps(page.next_item()).encode())
+                    self.send_body(200, "application/json", json.dumps(page.next_item()).encode())
                 else:
-                    self._send(404, "text/plain", b"not found")
+                    self.send_body(404, "text/plain", b"not found")
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 done = page.answer(str(body.get("key")), body.get("label"))
-                self._send(200 if done else 409, "application/json", json.dumps({"done": done}).encode())
-
-            def _send(self, status: int, content_type: str, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args: object) -> None:
-                pass
+                self.send_body(200 if done else 409, "application/json", json.dumps({"done": done}).encode())
 
         return Handler
 
