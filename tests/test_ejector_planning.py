@@ -71,6 +71,14 @@ def test_each_bar_that_ejects_the_bin_plans_at_its_own_distance() -> None:
     assert [(p.bar, p.due_ns - NOW) for p in plans] == [("bar-1", 500_000_000), ("bar-2", 1_000_000_000)]
 
 
+def test_a_bar_for_the_hazard_bin_ejects_batteries_and_lets_recyclables_pass() -> None:
+    hazard_bar = ValveBar(id="hazard", bins=("hazard",), distance_m=0.5, valves=4, first_coil=200)
+    geometry = EjectorGeometry(belt_speed_mps=2.0, bars=(BAR, hazard_bar))
+    battery = decision("hazard", p_hazard=0.99)
+    assert [p.bar for p in plan_ejections(battery, geometry, NOW, 0)] == ["hazard"]
+    assert "hazard" not in [p.bar for p in plan_ejections(decision("plastic"), geometry, NOW, 0)]
+
+
 @pytest.mark.parametrize(
     ("geometry", "message"),
     [
