@@ -95,10 +95,9 @@ class BatchProcessor:
         executor: Executor,
         device_decoder: DeviceDecoder | None = None,
         large_lane: Executor | None = None,
-        shadow: ShadowRunner | None = None,
     ) -> None:
         self.settings = settings
-        self.shadow = shadow  # a candidate model tried beside this one, deciding nothing
+        self.shadow: ShadowRunner | None = None  # a candidate tried beside the model, deciding nothing
         self._audit = random.Random()
         self.metrics = metrics
         self.executor = executor

@@ -74,7 +74,7 @@ class ModelReloader:
         """True when the directory's manifest names the served file; False if it differs or is unreadable."""
         try:
             on_disk = load_manifest(resolve_model_dir(self.model_dir), verify=False)
-        except Exception:  # the background reload logs and counts what is wrong with the directory
+        except Exception:  # the load that follows fails with the reason, logged and counted
             return False
         return on_disk.onnx_sha256 == self.processor.model.manifest.onnx_sha256
 
@@ -82,13 +82,10 @@ class ModelReloader:
         """``ok`` (swapped in), ``unchanged`` (nothing new on disk) or ``failed`` (old model kept)."""
         current = self.processor.model
         why = f"promotion of {event.version}" if event else "connected"
-        try:
-            on_disk = load_manifest(resolve_model_dir(self.model_dir), verify=False)
-            if on_disk.onnx_sha256 == current.manifest.onnx_sha256:
-                (log.info if event else log.debug)(
-                    "%s: %s still holds %s", why, self.model_dir, current.version
-                )
-                return self._count("unchanged") if event else "unchanged"
+        if self._directory_holds_what_is_served():
+            (log.info if event else log.debug)("%s: %s still holds %s", why, self.model_dir, current.version)
+            return self._count("unchanged") if event else "unchanged"
+        try:  # an unreadable manifest fails here too, with its reason
             model = self._load()  # verifies every byte against the manifest's sha256
             model.warm_up(self.warm_up_batches)
         except Exception as error:  # whatever breaks, a bad promotion must not stop the line

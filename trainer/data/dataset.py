@@ -34,23 +34,32 @@ class Sample:
     key: str
 
 
-def _scan_one(data_dir: Path) -> list[Sample]:
-    """Images of one data folder; unknown label folders are skipped with a warning."""
+def label_folders(data_dir: Path) -> list[Path]:
+    """The folders of a data folder, in a stable order; a missing data folder is an error."""
     if not data_dir.is_dir():
         raise DataLayoutError(f"data folder {data_dir} does not exist or is not a folder")
+    return sorted(p for p in data_dir.iterdir() if p.is_dir())
+
+
+def images_of(data_dir: Path, label_dir: Path, label: str) -> list[Sample]:
+    """A label folder's images as ``label``, keyed by where they are (the split hashes the key)."""
+    prefix = f"{data_dir.resolve().name}/{label_dir.name}"
+    files = sorted(f for f in label_dir.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    return [Sample(path=file, label=label, key=f"{prefix}/{file.name}") for file in files]
+
+
+def _scan_one(data_dir: Path) -> list[Sample]:
+    """Images of one data folder; unknown label folders are skipped with a warning."""
     samples: list[Sample] = []
     found_label = False
-    for label_dir in sorted(p for p in data_dir.iterdir() if p.is_dir()):
+    for label_dir in label_folders(data_dir):
         if label_dir.name not in DATA_LABELS:
             log.warning(
                 "skipping %s: %r is not a label (%s)", label_dir, label_dir.name, ", ".join(DATA_LABELS)
             )
             continue
         found_label = True
-        for file in sorted(label_dir.iterdir()):
-            if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
-                key = f"{data_dir.resolve().name}/{label_dir.name}/{file.name}"
-                samples.append(Sample(path=file, label=label_dir.name, key=key))
+        samples += images_of(data_dir, label_dir, label_dir.name)
     if not found_label:
         raise DataLayoutError(
             f"data folder {data_dir} has no label folders; expected {data_dir}/<label>/*.jpg "

@@ -18,7 +18,7 @@ from sortline.labels import DATA_LABELS
 from sortline.manifest import ModelManifest
 from sortline_runtime.model import CascadeModel, choose_variant
 from trainer.data import dataset
-from trainer.data.dataset import IMAGE_SUFFIXES, DataLayoutError, Sample
+from trainer.data.dataset import DataLayoutError, Sample
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,6 @@ class LabelRules:
         return label if label in DATA_LABELS else None
 
 
-def _label_folders(data_dir: Path) -> list[Path]:
-    if not data_dir.is_dir():
-        raise DataLayoutError(f"data folder {data_dir} does not exist or is not a folder")
-    return sorted(p for p in data_dir.iterdir() if p.is_dir())
-
-
 def _unknown_message(unknown: Mapping[Path, list[str]]) -> str:
     """One line: which folders, where, the accepted labels and the two ways out."""
     where = "; ".join(f"{', '.join(names)} in {data_dir}" for data_dir, names in unknown.items())
@@ -55,12 +49,11 @@ def _unknown_message(unknown: Mapping[Path, list[str]]) -> str:
 
 
 def _images_of(data_dir: Path, folder: Path, label: str) -> list[Sample]:
-    """A label folder's images, keyed as ``trainer.data.dataset`` keys them so --split val agrees."""
-    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
+    """A label folder's images, keyed as training keys them so --split val is the same split."""
+    images = dataset.images_of(data_dir, folder, label)
+    if not images:
         log.warning("label folder %s holds no images (.jpg, .jpeg, .png)", folder)
-    prefix = f"{data_dir.resolve().name}/{folder.name}"
-    return [Sample(path=f, label=label, key=f"{prefix}/{f.name}") for f in files]
+    return images
 
 
 def checked_samples(data_dirs: Iterable[Path], rules: LabelRules) -> list[Sample]:
@@ -69,7 +62,7 @@ def checked_samples(data_dirs: Iterable[Path], rules: LabelRules) -> list[Sample
     Raises :class:`DataLayoutError` (one line, exit 2) for a missing folder, any unknown label
     folder (all of them named at once), or a data folder with no labelled images.
     """
-    folders = {Path(d): _label_folders(Path(d)) for d in data_dirs}
+    folders = {Path(d): dataset.label_folders(Path(d)) for d in data_dirs}
     unknown = {
         d: names
         for d, subs in folders.items()
